@@ -1,0 +1,180 @@
+# dlmkit — the one build entry point.
+#   make                 tools in bin/, data they need (data/), missing Debian packages installed
+#   make test            C unit tests + bats tests; ends with "N passed, N failed"
+#   make test ASAN=1     the same under AddressSanitizer + UBSan
+#   make bench           benchmarks beside their peers (ratios)
+#   make fuzz            libFuzzer targets (clang); FUZZ_RUNS=N executions each
+#   make fixture-check DIR=../shared/fixtures/tokenizer
+#   make install PREFIX=/usr/local, make clean
+# CUDA: built when nvcc is found (CUDA=0 turns it off, CUDA=1 insists); CUDA_ARCH overrides targets.
+
+PREFIX    ?= /usr/local
+CFLAGS    ?= -O2 -g
+WARNINGS  := -std=c11 -Wall -Wextra -Werror
+CPPFLAGS  += -D_GNU_SOURCE -Ilib -Ibuild
+DEPFLAGS  := -MMD -MP
+LDLIBS    := -lmsgpackc -lpcre2-8 -ljansson -lopenblas -lm -lpthread
+OMPFLAGS  := -fopenmp
+
+ifeq ($(ASAN),1)
+  BUILD   := build/asan
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=address,undefined
+else
+  BUILD   := build/release
+endif
+
+ALL_CFLAGS = $(WARNINGS) $(CFLAGS) $(OMPFLAGS)
+
+# ---- CUDA switch -------------------------------------------------------------------------
+NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_ARCH ?= 80 90
+ifeq ($(CUDA),0)
+  NVCC :=
+endif
+ifeq ($(CUDA),1)
+  ifeq ($(NVCC),)
+    $(error CUDA=1 but nvcc was not found)
+  endif
+endif
+ifneq ($(NVCC),)
+  CUDA_HOME   := $(patsubst %/bin/nvcc,%,$(NVCC))
+  CUDA_ON     := 1
+  CPPFLAGS    += -DHAVE_CUDA
+  NVCCFLAGS   := -O2 -std=c++17 $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
+                 -Xcompiler -Wall,-Wextra,-Werror -Ilib -Ibuild -DHAVE_CUDA
+  CUDA_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  CUDA_STATUS := on ($(NVCC), sm_$(subst $(eval) ,/sm_,$(CUDA_ARCH)))
+else
+  CUDA_ON     :=
+  CUDA_STATUS := off
+endif
+
+# ---- sources -----------------------------------------------------------------------------
+LIB_SRC    := $(wildcard lib/*.c)
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CU_SRC     := $(if $(CUDA_ON),$(wildcard kernels/*.cu))
+CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o)
+TOOL_SRC   := $(wildcard bin/*.c)
+TOOLS      := $(TOOL_SRC:.c=)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:%.c=$(BUILD)/%)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+LIBCORE    := $(BUILD)/libcore.a
+LIBCUDA    := $(if $(CUDA_ON),$(BUILD)/libcore_cuda.a)
+LINK_LIBS  := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
+
+.PHONY: all tools deps data test unit-tests bench fuzz fixture-check install clean reproduce \
+        gpu-check status
+.DEFAULT_GOAL := all
+
+all: tools data
+	@echo "dlmkit: built $(words $(TOOLS)) tools in bin/ (CUDA $(CUDA_STATUS))"
+
+tools: $(TOOLS)
+
+include data/data.mk
+
+# ---- Debian packages ---------------------------------------------------------------------
+# Installed when missing and we are root; otherwise the apt-get line is printed.
+DEB_PACKAGES := libmsgpack-dev libpcre2-dev libjansson-dev libopenblas-dev bats parallel nodejs \
+                clang libomp-14-dev libclang-rt-14-dev util-linux
+deps: build/.deps-ok
+build/.deps-ok: Makefile
+	@mkdir -p build
+	@if ! command -v dpkg-query >/dev/null; then \
+	  echo "dlmkit: not a Debian system; make sure these are installed: $(DEB_PACKAGES)"; \
+	else \
+	  missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done; \
+	    command -v npm >/dev/null || echo npm); \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	      echo "dlmkit: installing missing packages:" $$missing; \
+	      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing || exit 1; \
+	    else \
+	      echo "dlmkit: missing packages; run: sudo apt-get install -y" $$missing >&2; exit 1; \
+	    fi; \
+	  fi; \
+	fi
+	@touch $@
+
+# ---- build flags and version -------------------------------------------------------------
+# Objects depend on a stamp holding the flags, so changing ASAN/CFLAGS/CUDA rebuilds them.
+FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) cuda=$(CUDA_STATUS)
+$(BUILD)/.flags: FORCE | deps
+	@mkdir -p $(@D)
+	@echo '$(FLAGS_LINE)' | cmp -s - $@ || echo '$(FLAGS_LINE)' > $@
+
+VERSION := 0.1.0
+build/version.h: FORCE
+	@mkdir -p build
+	@{ echo '#define DLM_VERSION "$(VERSION)"'; \
+	   echo '#define DLM_COMMIT "'"$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"'"'; \
+	   echo '#define DLM_CUDA "$(CUDA_STATUS)"'; \
+	   echo '#define DLM_CC "$(shell $(CC) --version | head -1)"'; \
+	   echo '#define DLM_CFLAGS "$(ALL_CFLAGS)"'; } > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+FORCE:
+
+# ---- compile and link --------------------------------------------------------------------
+$(BUILD)/%.o: %.c $(BUILD)/.flags build/version.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu $(BUILD)/.flags | deps
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIBCORE): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libcore_cuda.a: $(CU_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+bin/%: $(BUILD)/bin/%.o $(LIBCORE) $(LIBCUDA)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBCORE) $(LIBCUDA)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- tests -------------------------------------------------------------------------------
+unit-tests: $(UNIT_BIN)
+
+test: tools data unit-tests
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
+
+fixture-check: bin/fixture-check data
+	@test -n "$(DIR)" || { echo "usage: make fixture-check DIR=<fixture dir>" >&2; exit 2; }
+	bin/fixture-check $(DIR)
+
+# ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
+FUZZ_RUNS ?= 1000000
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_FLAGS := $(WARNINGS) -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp $(CPPFLAGS)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) build/version.h | deps
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) $< $(LIB_SRC) -o $@ $(LDLIBS)
+fuzz: $(FUZZ_BIN) data
+	@sh tests/fuzz/run.sh $(FUZZ_RUNS) $(FUZZ_BIN)
+
+# ---- benchmarks --------------------------------------------------------------------------
+bench: tools data
+	@sh tests/bench/run.sh
+
+# ---- the main job ------------------------------------------------------------------------
+reproduce: tools data
+	@sh pipelines/reproduce.sh
+
+# ---- install / clean ---------------------------------------------------------------------
+install: tools data
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/dlmkit/gpt2
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(GPT2_VOCAB_FILES) $(DESTDIR)$(PREFIX)/share/dlmkit/gpt2
+
+clean:
+	rm -rf build $(TOOLS)

@@ -1,0 +1,145 @@
+/* cli: shared tool plumbing (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "version.h"
+
+static const char *tool_name = "dlmkit";
+
+void cli_init(const char *tool)
+{
+    tool_name = tool;
+    log_set_tool(tool);
+}
+
+static void vreport(const char *fmt, va_list ap, int saved_errno)
+{
+    fflush(stdout);
+    fprintf(stderr, "%s: ", tool_name);
+    vfprintf(stderr, fmt, ap);
+    if (saved_errno) fprintf(stderr, ": %s", strerror(saved_errno));
+    fputc('\n', stderr);
+}
+
+void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap, 0);
+    va_end(ap);
+    exit(EXIT_DATA);
+}
+
+void die_errno(const char *fmt, ...)
+{
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap, saved);
+    va_end(ap);
+    exit(EXIT_DATA);
+}
+
+void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap, 0);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help' for more information.\n", tool_name);
+    exit(EXIT_USAGE);
+}
+
+long long cli_parse_int(const char *option, const char *value, long long lo, long long hi)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 0);
+    if (errno || end == value || *end || v < lo || v > hi)
+        die_usage("invalid value '%s' for %s (expected an integer in [%lld, %lld])", value,
+                  option, lo, hi);
+    return v;
+}
+
+double cli_parse_double(const char *option, const char *value, double lo, double hi)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (errno || end == value || *end || !isfinite(v) || v < lo || v > hi)
+        die_usage("invalid value '%s' for %s (expected a number in [%g, %g])", value, option,
+                  lo, hi);
+    return v;
+}
+
+void cli_print_version(void)
+{
+    printf("%s (dlmkit) %s\n", tool_name, DLM_VERSION);
+    printf("commit: %s\ncuda: %s\ncompiler: %s\ncflags: %s\n", DLM_COMMIT, DLM_CUDA,
+           DLM_CC, DLM_CFLAGS);
+}
+
+FILE *cli_open_input(const char *path, int (*usage)(FILE *, int))
+{
+    if (!path || strcmp(path, "-") == 0) {
+        if (!path && isatty(STDIN_FILENO)) exit(usage(stderr, EXIT_USAGE));
+        return stdin;
+    }
+    FILE *fp = fopen(path, "rb");
+    if (!fp) die_errno("cannot open '%s'", path);
+    return fp;
+}
+
+void cli_output_open(cli_output *out, const char *path, bool binary, bool force)
+{
+    memset(out, 0, sizeof *out);
+    if (!path || strcmp(path, "-") == 0) {
+        if (binary && !force && !path && isatty(STDOUT_FILENO))
+            die_usage("refusing to write binary output to a terminal (use -o FILE or --force)");
+        out->fp = stdout;
+        return;
+    }
+    size_t n = strlen(path);
+    out->path = strdup(path);
+    out->tmp = malloc(n + 16);
+    if (!out->path || !out->tmp) die("out of memory");
+    snprintf(out->tmp, n + 16, "%s.tmp.%ld", path, (long)getpid());
+    out->fp = fopen(out->tmp, "wb");
+    if (!out->fp) die_errno("cannot create '%s'", out->tmp);
+}
+
+void cli_output_commit(cli_output *out)
+{
+    int failed = ferror(out->fp);
+    int saved = errno;
+    if (fflush(out->fp) != 0) { failed = 1; saved = errno; }
+    if (out->fp == stdout) {
+        if (fclose(stdout) != 0 && errno != EBADF) { failed = 1; saved = errno; }
+    } else if (fclose(out->fp) != 0) {
+        failed = 1;
+        saved = errno;
+    }
+    if (failed) {
+        if (out->tmp) remove(out->tmp);
+        errno = saved ? saved : EIO;
+        die_errno("writing output failed");
+    }
+    if (out->tmp && rename(out->tmp, out->path) != 0) die_errno("cannot rename '%s'", out->tmp);
+    free(out->tmp);
+    free(out->path);
+    memset(out, 0, sizeof *out);
+}
+
+int cli_threads(int requested)
+{
+    if (requested > 0) return requested;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

@@ -1,0 +1,67 @@
+/* cli: what every tool in bin/ shares — exit codes, die(), shared options, input and output files.
+ * Ownership: cli_output owns the FILE it opened and the temporary file behind an atomic -o FILE.
+ * Errors: die()/die_errno() print "<tool>: message" and exit 1; only bin/ calls them. */
+#ifndef DLM_CLI_H
+#define DLM_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+/* Exit statuses of every tool (README, "Exit status"). */
+enum { EXIT_OK = 0, EXIT_DATA = 1, EXIT_USAGE = 2 };
+
+/* Exit-status paragraph that every usage text ends with. */
+#define CLI_EXIT_TEXT "Exit status: 0 success, 1 data or I/O error, 2 usage error.\n"
+
+/* Records the tool name for messages (log_set_tool too). Call first in main. */
+void cli_init(const char *tool);
+
+/* Flushes stdout, prints "<tool>: <message>" on stderr, exits 1. */
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* As die(), with ": strerror(errno)" appended. */
+_Noreturn void die_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "<tool>: <message>" and "Try '<tool> --help'." on stderr, exits 2. */
+_Noreturn void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Options shared by the tools (lib/cli.c parses them; a tool lists the ones it accepts). */
+struct cli_common {
+    const char *output;   /* -o FILE; NULL or "-" = stdout */
+    uint64_t seed;        /* --seed */
+    int threads;          /* --threads / -j; 0 = all cores */
+    bool no_provenance;   /* --no-provenance */
+    bool force;           /* --force: write binary output to a terminal */
+    bool progress;        /* --progress: progress line even when stderr is not a terminal */
+};
+
+/* Parses an integer option value in [lo, hi] or dies with exit 2 naming the option. */
+long long cli_parse_int(const char *option, const char *value, long long lo, long long hi);
+/* Parses a finite double in [lo, hi] or dies with exit 2 naming the option. */
+double cli_parse_double(const char *option, const char *value, double lo, double hi);
+
+/* Prints "<tool> <version> (commit …)" and the build (CUDA, compiler, flags) on stdout. */
+void cli_print_version(void);
+
+/* Opens the positional input: NULL or "-" is stdin. If stdin is a terminal and no file was
+ * named, prints usage through the callback to stderr and exits 2. Dies on open failure. */
+FILE *cli_open_input(const char *path, int (*usage)(FILE *, int));
+
+/* An output that is either stdout or a file written atomically (FILE.tmp, renamed on commit). */
+typedef struct cli_output {
+    FILE *fp;
+    char *path;  /* final name, NULL for stdout */
+    char *tmp;   /* temporary name, NULL for stdout */
+} cli_output;
+
+/* Opens -o PATH (NULL or "-" = stdout). binary=true refuses a terminal unless force. Dies on error. */
+void cli_output_open(cli_output *out, const char *path, bool binary, bool force);
+/* Flushes and closes; a file output is renamed into place only now. On a write error prints
+ * "<tool>: writing output failed: <strerror>" and exits 1 (removing the temporary file). */
+void cli_output_commit(cli_output *out);
+
+/* Number of threads to use for a --threads value (0 = online cores). */
+int cli_threads(int requested);
+
+#endif

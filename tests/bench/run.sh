@@ -1,0 +1,11 @@
+#!/bin/sh
+# make bench: runs every tests/bench/bench_*.sh; each prints our figure beside a peer's,
+# measured in the same run (ratios, not absolute seconds).
+set -eu
+status=0
+for b in tests/bench/bench_*.sh; do
+    [ -e "$b" ] || continue
+    echo "== $b"
+    sh "$b" || status=1
+done
+exit $status

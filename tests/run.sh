@@ -1,0 +1,28 @@
+#!/bin/sh
+# Runs the C unit tests (TAP) given as arguments, then the bats tests of tests/cli, and ends with
+# one line "N passed, N failed, N skipped". Exit status 1 if anything failed.
+# A test binary that exits non-zero without reporting a failing check counts as one failure.
+set -u
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed_bins=0
+for t in "$@"; do
+    echo "# $t"
+    if ! "$t" > "$log.out" 2>&1; then
+        grep -q '^not ok' "$log.out" || { failed_bins=$((failed_bins + 1)); echo "not ok - $t exited non-zero"; }
+    fi
+    cat "$log.out"
+    cat "$log.out" >> "$log"
+done
+rm -f "$log.out"
+if ls tests/cli/*.bats >/dev/null 2>&1; then
+    echo "# bats tests/cli"
+    bats --tap tests/cli | tee -a "$log"
+fi
+pass=$(grep -c '^ok .*# skip' "$log")
+skip=$pass
+pass=$(($(grep -c '^ok ' "$log") - skip))
+fail=$(($(grep -c '^not ok' "$log") + failed_bins))
+grep '^not ok' "$log" | sed 's/^/FAILED: /'
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
