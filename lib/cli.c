@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "device.h"
 #include "log.h"
 #include "version.h"
 
@@ -82,8 +83,8 @@ double cli_parse_double(const char *option, const char *value, double lo, double
 void cli_print_version(void)
 {
     printf("%s (dlmkit) %s\n", tool_name, DLM_VERSION);
-    printf("commit: %s\ncuda: %s\ncompiler: %s\ncflags: %s\n", DLM_COMMIT, DLM_CUDA,
-           DLM_CC, DLM_CFLAGS);
+    printf("commit: %s\ncuda: %s (%s)\ncompiler: %s\ncflags: %s\n", DLM_COMMIT, DLM_CUDA,
+           device_build_info(), DLM_CC, DLM_CFLAGS);
 }
 
 FILE *cli_open_input(const char *path, int (*usage)(FILE *, int))
