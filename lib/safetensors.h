@@ -1,6 +1,5 @@
 /* safetensors: read (mmap, validated, zero-copy) and write safetensors files; dtype conversion.
- * Ownership: st_file_t owns its mapping, names and metadata; tensor views borrow from it and
- * live until st_close(). st_parse() borrows the caller's buffer, which must outlive the file.
+ * Ownership: st_file_t owns mapping, names, metadata; views borrow it (st_parse: the caller's buf).
  * Errors: return NULL / ERR_FAIL with "<file>: tensor '<name>': what" in the caller's err_t. */
 #ifndef DLM_SAFETENSORS_H
 #define DLM_SAFETENSORS_H
@@ -41,6 +40,9 @@ typedef struct st_file st_file_t;
 /* Maps `path` read-only and validates the header and every tensor entry.
  * @return the file, to be freed with st_close(); NULL on error (e says why). */
 st_file_t *st_open(const char *path, err_t *e);
+
+/* As st_open(), naming the file `name` in messages instead of its path. */
+st_file_t *st_open_named(const char *path, const char *name, err_t *e);
 
 /* As st_open() for `len` bytes at `buf` (borrowed, not copied); `name` names it in messages. */
 st_file_t *st_parse(const void *buf, size_t len, const char *name, err_t *e);
