@@ -67,6 +67,7 @@ LINK_LIBS  := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
 .PHONY: all tools deps data test unit-tests bench fuzz fixture-check install clean reproduce \
         gpu-check status
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: tools data
 	@echo "dlmkit: built $(words $(TOOLS)) tools in bin/ (CUDA $(CUDA_STATUS))"
@@ -78,7 +79,7 @@ include data/data.mk
 # ---- Debian packages ---------------------------------------------------------------------
 # Installed when missing and we are root; otherwise the apt-get line is printed.
 DEB_PACKAGES := libmsgpack-dev libpcre2-dev libjansson-dev libopenblas-dev bats parallel nodejs \
-                clang libomp-14-dev libclang-rt-14-dev util-linux
+                clang libomp-14-dev libclang-rt-14-dev util-linux jq xxd
 deps: build/.deps-ok
 build/.deps-ok: Makefile
 	@mkdir -p build
@@ -134,7 +135,12 @@ $(BUILD)/libcore_cuda.a: $(CU_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-bin/%: $(BUILD)/bin/%.o $(LIBCORE) $(LIBCUDA)
+# bin/ holds one flavour at a time; this stamp names it so a switch relinks every tool.
+build/.tools-flavour: FORCE
+	@mkdir -p build
+	@echo '$(BUILD)' | cmp -s - $@ || echo '$(BUILD)' > $@
+
+bin/%: $(BUILD)/bin/%.o $(LIBCORE) $(LIBCUDA) build/.tools-flavour
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBCORE) $(LIBCUDA)

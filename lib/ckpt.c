@@ -274,7 +274,9 @@ static int check(ckpt_t *c, err_t *e)
     return rc;
 }
 
-ckpt_t *ckpt_open(const char *dir, err_t *e)
+ckpt_t *ckpt_open(const char *dir, err_t *e) { return ckpt_open_weights(dir, ST_FILE, e); }
+
+ckpt_t *ckpt_open_weights(const char *dir, const char *weights, err_t *e)
 {
     struct stat sb;
     if (stat(dir, &sb) < 0) {
@@ -294,12 +296,12 @@ ckpt_t *ckpt_open(const char *dir, err_t *e)
     if (config_read_dir(dir, &c->cfg, e) < 0) goto fail_noprefix;
 
     char path[4096];
-    int k = snprintf(path, sizeof path, "%s/" ST_FILE, dir);
+    int k = snprintf(path, sizeof path, "%s/%s", dir, weights);
     if (k < 0 || (size_t)k >= sizeof path) {
         err_set(e, "path too long");
         goto fail;
     }
-    if (!(c->st = st_open_named(path, ST_FILE, e))) goto fail;
+    if (!(c->st = st_open_named(path, weights, e))) goto fail;
     if (build_index(c, e) < 0 || check(c, e) < 0) goto fail;
     log_debug("%s: %s, %zu tensors, %llu parameters", dir, config_kind_name(c->cfg.kind),
               c->sum.n_tensors, (unsigned long long)c->sum.n_params);

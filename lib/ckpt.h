@@ -55,6 +55,10 @@ typedef struct ckpt ckpt_t;
  * @return the checkpoint, to be freed with ckpt_close(); NULL on error. */
 ckpt_t *ckpt_open(const char *dir, err_t *e);
 
+/* As ckpt_open, with the weights in <dir>/<weights> instead of model.safetensors (fixture sets
+ * keep variants of one model side by side). */
+ckpt_t *ckpt_open_weights(const char *dir, const char *weights, err_t *e);
+
 /* Frees everything; ckpt_close(NULL) is a no-op. */
 void ckpt_close(ckpt_t *c);
 

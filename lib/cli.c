@@ -10,6 +10,7 @@
 
 #include "device.h"
 #include "log.h"
+#include "tstream.h"
 #include "version.h"
 
 static const char *tool_name = "dlmkit";
@@ -98,6 +99,14 @@ FILE *cli_open_input(const char *path, int (*usage)(FILE *, int))
     return fp;
 }
 
+/* The file output not yet committed, removed if the tool exits early (die). */
+static char *uncommitted_tmp;
+
+static void remove_uncommitted(void)
+{
+    if (uncommitted_tmp) remove(uncommitted_tmp);
+}
+
 void cli_output_open(cli_output *out, const char *path, bool binary, bool force)
 {
     memset(out, 0, sizeof *out);
@@ -114,6 +123,10 @@ void cli_output_open(cli_output *out, const char *path, bool binary, bool force)
     snprintf(out->tmp, n + 16, "%s.tmp.%ld", path, (long)getpid());
     out->fp = fopen(out->tmp, "wb");
     if (!out->fp) die_errno("cannot create '%s'", out->tmp);
+    static bool registered;
+    if (!registered) atexit(remove_uncommitted);
+    registered = true;
+    uncommitted_tmp = out->tmp;
 }
 
 void cli_output_commit(cli_output *out)
@@ -128,14 +141,28 @@ void cli_output_commit(cli_output *out)
         saved = errno;
     }
     if (failed) {
-        if (out->tmp) remove(out->tmp);
         errno = saved ? saved : EIO;
         die_errno("writing output failed");
     }
     if (out->tmp && rename(out->tmp, out->path) != 0) die_errno("cannot rename '%s'", out->tmp);
+    if (uncommitted_tmp == out->tmp) uncommitted_tmp = NULL;
     free(out->tmp);
     free(out->path);
     memset(out, 0, sizeof *out);
+}
+
+void cli_output_check(cli_output *out, int rc, const err_t *e)
+{
+    if (rc >= 0) return;
+    if (ferror(out->fp)) cli_output_commit(out); /* reports the write error and exits */
+    die("%s", e->msg);
+}
+
+int cli_add_provenance(struct ts_header *h, const struct cli_common *common, int argc, char **argv,
+                       uint64_t seed, const char *device, err_t *e)
+{
+    if (common->no_provenance) return 0;
+    return ts_header_add_provenance(h, tool_name, DLM_VERSION, DLM_COMMIT, argc, argv, seed, device, e);
 }
 
 int cli_threads(int requested)

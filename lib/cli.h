@@ -61,6 +61,17 @@ void cli_output_open(cli_output *out, const char *path, bool binary, bool force)
  * "<tool>: writing output failed: <strerror>" and exits 1 (removing the temporary file). */
 void cli_output_commit(cli_output *out);
 
+/* For the status rc of a write to out's stream (e.g. ts_write): returns when rc >= 0; when the
+ * stream itself failed, exits like cli_output_commit ("writing output failed: ..."), else dies
+ * with e's message. */
+void cli_output_check(cli_output *out, int rc, const err_t *e);
+
+struct ts_header;
+/* Appends this run ({tool, version, commit, argv, seed, device}) to h's provenance, unless
+ * --no-provenance was given. @return 0 or ERR_FAIL. */
+int cli_add_provenance(struct ts_header *h, const struct cli_common *common, int argc, char **argv,
+                       uint64_t seed, const char *device, err_t *e);
+
 /* Number of threads to use for a --threads value (0 = online cores). */
 int cli_threads(int requested);
 
