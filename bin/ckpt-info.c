@@ -190,11 +190,11 @@ int main(int argc, char **argv)
         case 'q': log_set_level(LOG_ERROR); break;
         case 'h': return usage(stdout, EXIT_OK);
         case OPT_VERSION: cli_print_version(); return EXIT_OK;
-        default: return usage(stderr, EXIT_USAGE);
+        default: return cli_short_usage(usage);
         }
     }
     if (optind != argc - 1) {
-        if (optind == argc) return usage(stderr, EXIT_USAGE);
+        if (optind == argc) die_usage("expected a model directory");
         die_usage("expected one model directory, got %d arguments", argc - optind);
     }
 

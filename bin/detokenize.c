@@ -52,7 +52,7 @@ int main(int argc, char **argv)
         case 'o': output = optarg; break;
         case 'h': return usage(stdout, EXIT_OK);
         case OPT_VERSION: cli_print_version(); return EXIT_OK;
-        default: return usage(stderr, EXIT_USAGE);
+        default: return cli_short_usage(usage);
         }
     }
     if (lines && jsonl) die_usage("--lines and --jsonl exclude each other");

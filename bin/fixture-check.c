@@ -45,13 +45,10 @@ int main(int argc, char **argv)
         case OPT_VOCAB: r.vocab = optarg; break;
         case 'h': return usage(stdout, EXIT_OK);
         case OPT_VERSION: cli_print_version(); return EXIT_OK;
-        default: return usage(stderr, EXIT_USAGE);
+        default: return cli_short_usage(usage);
         }
     }
-    if (argc - optind != 1) {
-        usage(stderr, EXIT_USAGE);
-        return EXIT_USAGE;
-    }
+    if (argc - optind != 1) die_usage("expected one fixture directory");
     err_t e;
     if (fixture_run(argv[optind], &r, &e) < 0) die("%s", e.msg);
     printf("%d passed, %d failed, %d unsupported, %d skipped\n", r.n_pass, r.n_fail,

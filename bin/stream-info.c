@@ -49,7 +49,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'h': return usage(stdout, EXIT_OK);
         case 'V': cli_print_version(); return EXIT_OK;
-        default: return usage(stderr, EXIT_USAGE);
+        default: return cli_short_usage(usage);
         }
     }
     if (argc - optind > 1) die_usage("expected at most one input file");

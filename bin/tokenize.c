@@ -105,7 +105,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_PROGRESS: o->common.progress = true; break;
         case 'h': exit(usage(stdout, EXIT_OK));
         case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
-        default: exit(usage(stderr, EXIT_USAGE));
+        default: exit(cli_short_usage(usage));
         }
     }
     if (field_given && o->mode != TEXTIN_JSONL) die_usage("--field needs --jsonl");

@@ -59,6 +59,21 @@ void die_usage(const char *fmt, ...)
     exit(EXIT_USAGE);
 }
 
+int cli_short_usage(int (*usage)(FILE *, int))
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem) {
+        usage(mem, EXIT_USAGE);
+        fclose(mem);
+        fprintf(stderr, "%.*s\n", (int)strcspn(text, "\n"), text);
+        free(text);
+    }
+    fprintf(stderr, "Try '%s --help' for more information.\n", tool_name);
+    return EXIT_USAGE;
+}
+
 long long cli_parse_int(const char *option, const char *value, long long lo, long long hi)
 {
     char *end;
@@ -91,7 +106,10 @@ void cli_print_version(void)
 FILE *cli_open_input(const char *path, int (*usage)(FILE *, int))
 {
     if (!path || strcmp(path, "-") == 0) {
-        if (!path && isatty(STDIN_FILENO)) exit(usage(stderr, EXIT_USAGE));
+        if (!path && isatty(STDIN_FILENO)) {
+            fprintf(stderr, "%s: no input file given and stdin is a terminal\n", tool_name);
+            exit(cli_short_usage(usage));
+        }
         return stdin;
     }
     FILE *fp = fopen(path, "rb");

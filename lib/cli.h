@@ -36,6 +36,10 @@ struct cli_common {
     bool progress;        /* --progress: progress line even when stderr is not a terminal */
 };
 
+/* For a usage error (getopt has already named the bad option): prints the usage function's
+ * synopsis line and "Try '<tool> --help' for more information." on stderr; returns EXIT_USAGE. */
+int cli_short_usage(int (*usage)(FILE *, int));
+
 /* Parses an integer option value in [lo, hi] or dies with exit 2 naming the option. */
 long long cli_parse_int(const char *option, const char *value, long long lo, long long hi);
 /* Parses a finite double in [lo, hi] or dies with exit 2 naming the option. */
@@ -45,7 +49,7 @@ double cli_parse_double(const char *option, const char *value, double lo, double
 void cli_print_version(void);
 
 /* Opens the positional input: NULL or "-" is stdin. If stdin is a terminal and no file was
- * named, prints usage through the callback to stderr and exits 2. Dies on open failure. */
+ * named, says so with the short usage on stderr and exits 2. Dies on open failure. */
 FILE *cli_open_input(const char *path, int (*usage)(FILE *, int));
 
 /* An output that is either stdout or a file written atomically (FILE.tmp, renamed on commit). */

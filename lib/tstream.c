@@ -334,6 +334,19 @@ struct ts_reader {
     size_t sorted_cap;
 };
 
+/* Sets the reader's error "NAME: byte AT: <message>"; returns ERR_FAIL. */
+static int rd_fail(ts_reader_t *rd, uint64_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int rd_fail(ts_reader_t *rd, uint64_t at, const char *fmt, ...)
+{
+    char msg[sizeof rd->err.msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return err_set(&rd->err, "%s: byte %" PRIu64 ": %s", rd->name, at, msg);
+}
+
 /* Reads up to need bytes (at most READ_MAX, at least 1). @return 1 read some, 0 at end of input. */
 static int fill(ts_reader_t *rd, uint64_t need)
 {
@@ -373,17 +386,15 @@ static int next_value(ts_reader_t *rd, size_t *n)
         size_t avail = rd->len - rd->pos;
         uint64_t at = rd->base + rd->pos, need = 1;
         if (avail > 0 && rd->scan.off == 0 && p[0] != 0xc1 && type_of_byte(p[0]) != MP_MAP)
-            return err_set(&rd->err, "%s: byte %" PRIu64 ": top-level value is not a map (got %s); "
-                           "a token stream is a sequence of msgpack maps", rd->name, at,
+            return rd_fail(rd, at, "top-level value is not a map (got %s); "
+                           "a token stream is a sequence of msgpack maps",
                            mp_name[type_of_byte(p[0])]);
         int st = scan_step(&rd->scan, p, avail, &need);
         if (st == SCAN_DONE) return *n = rd->scan.off, 0;
         if (st == SCAN_BAD)
-            return err_set(&rd->err, "%s: byte %" PRIu64 ": malformed msgpack (invalid byte 0xc1)",
-                           rd->name, at + rd->scan.off);
+            return rd_fail(rd, at + rd->scan.off, "malformed msgpack (invalid byte 0xc1)");
         if (st == SCAN_DEEP)
-            return err_set(&rd->err, "%s: byte %" PRIu64 ": value nested deeper than %d levels",
-                           rd->name, at + rd->scan.off, TS_MAX_DEPTH);
+            return rd_fail(rd, at + rd->scan.off, "value nested deeper than %d levels", TS_MAX_DEPTH);
         int rc = fill(rd, need);
         if (rc < 0) return rc;
         if (rc == 0) {
@@ -391,8 +402,8 @@ static int next_value(ts_reader_t *rd, size_t *n)
             char after[64] = "";
             if (rd->n_records)
                 snprintf(after, sizeof after, " (after record %" PRIu64 ")", rd->last_id);
-            return err_set(&rd->err, "%s: byte %" PRIu64 ": truncated value%s: the stream ends at byte "
-                           "%" PRIu64 " before the value is complete", rd->name, at, after,
+            return rd_fail(rd, at, "truncated value%s: the stream ends at byte "
+                           "%" PRIu64 " before the value is complete", after,
                            rd->base + rd->len);
         }
     }
@@ -475,52 +486,48 @@ static int parse_header(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
     const pair_t *dup = find_duplicate(rd, &oom), *pr;
     if (oom) return err_set(e, "%s: out of memory", nm);
     if (dup)
-        return err_set(e, "%s: byte %" PRIu64 ": header: duplicate key \"%s\"", nm, at,
+        return rd_fail(rd, at, "header: duplicate key \"%s\"",
                        show(a, sizeof a, dup->key, dup->klen));
     mp_item it = item_at(v, vlen, find_pair(rd, "magic"));
     if (it.type != MP_STR || it.u != strlen(TS_MAGIC) || memcmp(it.ptr, TS_MAGIC, it.u) != 0)
-        return err_set(e, "%s: byte %" PRIu64 ": bad magic \"%s\" (expected \"%s\")" HINT_NOT_STREAM,
-                       nm, at, it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type],
+        return rd_fail(rd, at, "bad magic \"%s\" (expected \"%s\")" HINT_NOT_STREAM, it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type],
                        TS_MAGIC);
     static const char *const need[] = {"format_version", "kind", "tokenizer", "vocab_size", "eot",
                                        "provenance"};
     for (size_t k = 0; k < sizeof need / sizeof *need; k++)
         if (!find_pair(rd, need[k]))
-            return err_set(e, "%s: byte %" PRIu64 ": header has no \"%s\" field", nm, at, need[k]);
+            return rd_fail(rd, at, "header has no \"%s\" field", need[k]);
     it = item_at(v, vlen, find_pair(rd, "format_version"));
     if (it.type != MP_UINT || it.u != TS_FORMAT_VERSION) {
         if (it.type == MP_UINT) snprintf(a, sizeof a, "%" PRIu64, it.u);
-        return err_set(e, "%s: byte %" PRIu64 ": unsupported format_version %s (this dlmkit reads "
+        return rd_fail(rd, at, "unsupported format_version %s (this dlmkit reads "
                        "version %d)\nhint: regenerate the stream with this dlmkit, or read it with "
-                       "the dlmkit version that wrote it", nm, at,
+                       "the dlmkit version that wrote it",
                        it.type == MP_UINT ? a : mp_name[it.type], TS_FORMAT_VERSION);
     }
     it = item_at(v, vlen, find_pair(rd, "kind"));
     if (it.type != MP_STR || it.u != strlen(TS_KIND) || memcmp(it.ptr, TS_KIND, it.u) != 0)
-        return err_set(e, "%s: byte %" PRIu64 ": unsupported kind \"%s\" (expected \"%s\")", nm, at,
+        return rd_fail(rd, at, "unsupported kind \"%s\" (expected \"%s\")",
                        it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type], TS_KIND);
     mp_item tok = item_at(v, vlen, find_pair(rd, "tokenizer"));
     if (tok.type != MP_STR || tok.u == 0 || memchr(tok.ptr, 0, tok.u))
-        return err_set(e, "%s: byte %" PRIu64 ": header: tokenizer is not a non-empty string", nm, at);
+        return rd_fail(rd, at, "header: tokenizer is not a non-empty string");
     mp_item vs = item_at(v, vlen, find_pair(rd, "vocab_size"));
     if (vs.type != MP_UINT || vs.u == 0 || vs.u > ((uint64_t)1 << 32))
-        return err_set(e, "%s: byte %" PRIu64 ": header: vocab_size is not an integer in 1..2^32",
-                       nm, at);
+        return rd_fail(rd, at, "header: vocab_size is not an integer in 1..2^32");
     mp_item eot = item_at(v, vlen, find_pair(rd, "eot"));
     if (!((eot.type == MP_UINT && eot.u < vs.u) || (eot.type == MP_INT && eot.i == -1)))
-        return err_set(e, "%s: byte %" PRIu64 ": header: eot is not -1 or a token id below "
-                       "vocab_size %" PRIu64, nm, at, vs.u);
+        return rd_fail(rd, at, "header: eot is not -1 or a token id below "
+                       "vocab_size %" PRIu64, vs.u);
     pr = find_pair(rd, "provenance");
     mp_item pv = item_at(v, vlen, pr);
     if (pv.type != MP_ARRAY)
-        return err_set(e, "%s: byte %" PRIu64 ": header: provenance is not an array (got %s)", nm,
-                       at, mp_name[pv.type]);
+        return rd_fail(rd, at, "header: provenance is not an array (got %s)", mp_name[pv.type]);
     uint64_t want, off = pr->val + mp_decode(v + pr->val, vlen - pr->val, &pv, &want);
     size_t prov_start = off;
     for (uint64_t k = 0; k < pv.u; k++) {
         if (type_of_byte(v[off]) != MP_MAP)
-            return err_set(e, "%s: byte %" PRIu64 ": header: provenance entry %" PRIu64 " is not a map",
-                           nm, at, k);
+            return rd_fail(rd, at, "header: provenance entry %" PRIu64 " is not a map", k);
         off += value_size(v + off, vlen - off);
     }
 
@@ -558,29 +565,28 @@ static int parse_record(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
     if (idp) {
         mp_item it = item_at(v, vlen, idp);
         if (it.type == MP_INT)
-            return err_set(e, "%s: byte %" PRIu64 ": record id %" PRId64 " is negative", nm, at, it.i);
+            return rd_fail(rd, at, "record id %" PRId64 " is negative", it.i);
         if (it.type != MP_UINT)
-            return err_set(e, "%s: byte %" PRIu64 ": record id is not a non-negative integer (got %s)",
-                           nm, at, mp_name[it.type]);
+            return rd_fail(rd, at, "record id is not a non-negative integer (got %s)", mp_name[it.type]);
         r->id = it.u;
         snprintf(who, sizeof who, "record %" PRIu64, it.u);
     }
     if (bad_key >= 0)
-        return err_set(e, "%s: byte %" PRIu64 ": %s: key %ld is not a string (got %s)", nm, at, who,
+        return rd_fail(rd, at, "%s: key %ld is not a string (got %s)", who,
                        bad_key, mp_name[bad_type]);
-    if (!idp) return err_set(e, "%s: byte %" PRIu64 ": record has no \"id\" field", nm, at);
+    if (!idp) return rd_fail(rd, at, "record has no \"id\" field");
     int oom;
     const pair_t *dup = find_duplicate(rd, &oom);
     if (oom) return err_set(e, "%s: out of memory", nm);
     if (dup)
-        return err_set(e, "%s: byte %" PRIu64 ": %s: duplicate key \"%s\"", nm, at, who,
+        return rd_fail(rd, at, "%s: duplicate key \"%s\"", who,
                        show(a, sizeof a, dup->key, dup->klen));
-    if (!tp) return err_set(e, "%s: byte %" PRIu64 ": %s has no \"tokens\" field", nm, at, who);
+    if (!tp) return rd_fail(rd, at, "%s has no \"tokens\" field", who);
 
     mp_item it;
     uint64_t want, off = tp->val + mp_decode(v + tp->val, vlen - tp->val, &it, &want);
     if (it.type != MP_ARRAY)
-        return err_set(e, "%s: byte %" PRIu64 ": %s: tokens is not an array (got %s)", nm, at, who,
+        return rd_fail(rd, at, "%s: tokens is not an array (got %s)", who,
                        mp_name[it.type]);
     if (!ts_record_resize(r, (size_t)it.u, e)) return ERR_FAIL;
     const uint64_t vocab = rd->hdr.vocab_size;
@@ -592,16 +598,16 @@ static int parse_record(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
         } else {
             off += mp_decode(v + off, vlen - off, &it, &want);
             if (it.type == MP_INT)
-                return err_set(e, "%s: byte %" PRIu64 ": %s: token %" PRId64 " at position %zu is "
-                               "negative", nm, at, who, it.i, k);
+                return rd_fail(rd, at, "%s: token %" PRId64 " at position %zu is "
+                               "negative", who, it.i, k);
             if (it.type != MP_UINT)
-                return err_set(e, "%s: byte %" PRIu64 ": %s: tokens is not an array of non-negative "
-                               "integers (position %zu holds a %s)", nm, at, who, k, mp_name[it.type]);
+                return rd_fail(rd, at, "%s: tokens is not an array of non-negative "
+                               "integers (position %zu holds a %s)", who, k, mp_name[it.type]);
             x = it.u;
         }
         if (x >= vocab)
-            return err_set(e, "%s: byte %" PRIu64 ": %s: token %" PRIu64 " at position %zu is out of "
-                           "range (vocab_size %" PRIu64 ")", nm, at, who, x, k, vocab);
+            return rd_fail(rd, at, "%s: token %" PRIu64 " at position %zu is out of "
+                           "range (vocab_size %" PRIu64 ")", who, x, k, vocab);
         t[k] = (uint32_t)x;
     }
     r->fields_len = 0;
@@ -633,12 +639,11 @@ static int read_value(ts_reader_t *rd, ts_record *r)
         if (bad == -2) return err_set(&rd->err, "%s: out of memory", rd->name);
         bool is_header = find_pair(rd, "magic") != NULL;
         if (is_header && bad >= 0)
-            return err_set(&rd->err, "%s: byte %" PRIu64 ": header: key %ld is not a string (got %s)",
-                           rd->name, at, bad, mp_name[bad_type]);
+            return rd_fail(rd, at, "header: key %ld is not a string (got %s)", bad, mp_name[bad_type]);
         if (!r) {
             if (!is_header)
-                return err_set(&rd->err, "%s: byte %" PRIu64 ": stream does not start with a header "
-                               "(the first map has no \"magic\" key)" HINT_NOT_STREAM, rd->name, at);
+                return rd_fail(rd, at, "stream does not start with a header "
+                               "(the first map has no \"magic\" key)" HINT_NOT_STREAM);
             return parse_header(rd, v, n, at, &rd->hdr);
         }
         if (!is_header) return parse_record(rd, v, n, at, bad, bad_type, r);
@@ -653,9 +658,8 @@ static int read_value(ts_reader_t *rd, ts_record *r)
         else if (f->eot != l->eot)
             snprintf(what, sizeof what, "eot %" PRId64 " vs %" PRId64, f->eot, l->eot);
         if (*what)
-            return err_set(&rd->err, "%s: byte %" PRIu64 ": header disagrees with the first header: "
-                           "%s (only streams with the same tokenizer, vocab_size and eot can be concatenated)", rd->name,
-                           at, what);
+            return rd_fail(rd, at, "header disagrees with the first header: "
+                           "%s (only streams with the same tokenizer, vocab_size and eot can be concatenated)", what);
     }
 }
 

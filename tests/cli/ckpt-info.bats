@@ -32,7 +32,7 @@ copy_gpt2() {
 
 @test "ckpt-info: no directory, or two, is a usage error" {
     run -2 --separate-stderr ckpt-info
-    [[ "$stderr" == *"Usage: ckpt-info"* ]]
+    [[ "$stderr" == "ckpt-info: expected a model directory"* ]]
     run -2 --separate-stderr ckpt-info "$GPT2" "$ABSORB"
     [[ "$stderr" == ckpt-info:* ]]
 }
