@@ -174,7 +174,7 @@ bench: tools data
 
 # ---- the main job ------------------------------------------------------------------------
 reproduce: tools data
-	@sh pipelines/reproduce.sh
+include pipelines/reproduce.mk
 
 # ---- install / clean ---------------------------------------------------------------------
 install: tools data

@@ -17,6 +17,7 @@ static int usage(FILE *fp, int status)
             "min/mean/max record length, distinct token ids, and the extra fields of the records.\n"
             "\n"
             "Options:\n"
+            "  -o, --output FILE write here, atomically [stdout]\n"
             "  -h, --help        print this help and exit\n"
             "      --version     print the version and build and exit\n"
             "\n" CLI_EXIT_TEXT "\n"
@@ -40,13 +41,16 @@ int main(int argc, char **argv)
 {
     cli_init("stream-info");
     static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    const char *output = NULL;
+    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
         switch (c) {
+        case 'o': output = optarg; break;
         case 'h': return usage(stdout, EXIT_OK);
         case 'V': cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
@@ -93,7 +97,7 @@ int main(int argc, char **argv)
         "distinct_tokens", (json_int_t)distinct, "fields", field_names);
     if (!summary) die("out of memory");
     cli_output out;
-    cli_output_open(&out, NULL, false, false);
+    cli_output_open(&out, output, false, false);
     json_dumpf(summary, out.fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     fputc('\n', out.fp);
     cli_output_commit(&out);
