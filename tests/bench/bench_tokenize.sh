@@ -29,6 +29,23 @@ fi
 ours=$(BPE_IDS="$out/ids.ours" "$out/bench_bpe" "$text" 2 "$repeats")
 theirs=$(TIKTOKEN_IDS="$out/ids.tiktoken" node tests/bench/tiktoken_bench.js "$text" "$repeats")
 
+# The tool end to end (vocabulary loading, reading, writing the stream), best of $repeats.
+tool_mbps() { # tool_mbps EXTRA_ARGS
+    best=0
+    for _ in $(seq "$repeats"); do
+        t0=$(date +%s.%N)
+        bin/tokenize --no-provenance $1 < "$text" > /dev/null
+        t1=$(date +%s.%N)
+        best=$(awk -v b="$best" -v t0="$t0" -v t1="$t1" -v n="$(wc -c < "$text")" \
+            'BEGIN { m = n / 1e6 / (t1 - t0); print (m > b ? m : b) }')
+    done
+    echo "$best"
+}
+if [ -x bin/tokenize ]; then
+    tool1=$(tool_mbps "")
+    tool2=$(tool_mbps "-j 2")
+fi
+
 field() { # field NAME LINE
     echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
@@ -50,6 +67,12 @@ awk -v a="$m1" -v b="$m2" -v c="$mt" -v t1="$t_ours" -v t2="$(field tokens "$o2"
     printf "| %-28s | %9.2f | %9d | %10.2fx |\n", "dlmkit lib/bpe, 2 threads", b, t2, b / c
     printf "| %-28s | %9.2f | %9d | %10.2fx |\n", "tiktoken " v " (wasm, node)", c, t3, 1
 }'
+if [ -n "${tool1:-}" ]; then
+    awk -v a="$tool1" -v b="$tool2" -v c="$mt" -v t="$t_ours" 'BEGIN {
+    printf "| %-28s | %9.2f | %9d | %10.2fx |\n", "bin/tokenize (whole run)", a, t, a / c
+    printf "| %-28s | %9.2f | %9d | %10.2fx |\n", "bin/tokenize -j 2 (whole run)", b, t, b / c
+}'
+fi
 
 status=0
 if [ "$t_ours" != "$t_tik" ]; then
