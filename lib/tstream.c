@@ -62,13 +62,25 @@ static const char *show(char *dst, size_t cap, const uint8_t *s, size_t n)
 
 /* ---- the decoder: one msgpack item at a time ------------------------------------------------ */
 
-enum mp_type { MP_NIL, MP_BOOL, MP_UINT, MP_INT, MP_F32, MP_F64, MP_STR, MP_BIN, MP_ARRAY, MP_MAP, MP_EXT };
-static const char *const mp_name[] = {"nil", "bool", "uint", "negative int", "float32", "float64",
-                                      "str", "bin", "array", "map", "ext"};
+enum mp_type {
+    MP_NIL,
+    MP_BOOL,
+    MP_UINT,
+    MP_INT,
+    MP_F32,
+    MP_F64,
+    MP_STR,
+    MP_BIN,
+    MP_ARRAY,
+    MP_MAP,
+    MP_EXT
+};
+static const char *const mp_name[] = {"nil", "bool", "uint",  "negative int", "float32", "float64",
+                                      "str", "bin",  "array", "map",          "ext"};
 
 typedef struct mp_item {
     enum mp_type type;
-    uint64_t u;         /* UINT value (non-negative ints of any encoding); STR/BIN/EXT length; ARRAY/MAP count */
+    uint64_t u;         /* UINT value (any non-negative int); STR/BIN/EXT length; ARRAY/MAP count */
     int64_t i;          /* INT value (negative) */
     double f;           /* F32/F64 */
     bool b;             /* BOOL */
@@ -86,8 +98,8 @@ static uint64_t load_be(const uint8_t *p, unsigned n)
 }
 
 /* Bytes after the type byte that hold a length or value, for type bytes 0xc4..0xdf. */
-static const uint8_t mp_nbytes[28] = {1, 2, 4, 1, 2, 4, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8,
-                                      0, 0, 0, 0, 0, 1, 2, 4, 2, 4, 2, 4};
+static const uint8_t mp_nbytes[28] = {1, 2, 4, 1, 2, 4, 4, 8, 1, 2, 4, 8, 1, 2,
+                                      4, 8, 0, 0, 0, 0, 0, 1, 2, 4, 2, 4, 2, 4};
 
 /* Decodes the item at p (avail bytes): @return its size (for ARRAY/MAP the header only), 0 when
  * avail is too short (*want = bytes needed, > avail), MP_BAD for the never-used byte 0xc1. */
@@ -117,7 +129,7 @@ static uint64_t mp_decode(const uint8_t *p, size_t avail, mp_item *it, uint64_t 
             len = v;
         } else if (c <= 0xc9) {
             it->type = MP_EXT;
-            it->ext = (int8_t)p[1 + n];
+            it->ext = (int8_t)((int)p[1 + n] - (p[1 + n] >= 0x80 ? 256 : 0));
             len = v;
         } else if (c == 0xca) {
             uint32_t b = (uint32_t)v;
@@ -138,7 +150,7 @@ static uint64_t mp_decode(const uint8_t *p, size_t avail, mp_item *it, uint64_t 
             return it->type = MP_INT, it->i = s, hs;
         } else if (c <= 0xd8) {
             it->type = MP_EXT;
-            it->ext = (int8_t)p[1];
+            it->ext = (int8_t)((int)p[1] - (p[1] >= 0x80 ? 256 : 0));
             len = (uint64_t)1 << (c - 0xd4);
         } else if (c <= 0xdb) {
             it->type = MP_STR;
@@ -165,7 +177,7 @@ typedef struct scan {
 
 enum { SCAN_DONE, SCAN_MORE, SCAN_BAD, SCAN_DEEP };
 
-/* max_depth: how many levels of arrays/maps the value may nest (a top-level value: TS_MAX_DEPTH). */
+/* max_depth: levels of arrays/maps the value may nest (TS_MAX_DEPTH for a top-level value). */
 static void scan_start(scan_t *s, int max_depth)
 {
     s->max_depth = max_depth;
@@ -181,7 +193,7 @@ static void scan_start(scan_t *s, int max_depth)
 static int scan_step(scan_t *s, const uint8_t *p, size_t avail, uint64_t *need)
 {
     while (s->pending) {
-        mp_item it;
+        mp_item it = {0};
         uint64_t want, n = mp_decode(p + s->off, avail - s->off, &it, &want);
         if (n == MP_BAD) return SCAN_BAD;
         if (n == 0) {
@@ -216,7 +228,7 @@ static uint64_t value_size(const uint8_t *p, size_t avail)
 
 static enum mp_type type_of_byte(uint8_t c)
 {
-    mp_item it;
+    mp_item it = {0};
     uint64_t want;
     uint8_t pad[24] = {c}; /* zero lengths: every item is complete within 24 bytes */
     return mp_decode(pad, sizeof pad, &it, &want) == MP_BAD ? MP_NIL : it.type;
@@ -285,8 +297,9 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
     return msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
-int ts_header_add_provenance(ts_header *h, const char *tool, const char *version, const char *commit,
-                             int argc, char *const argv[], uint64_t seed, const char *device, err_t *e)
+int ts_header_add_provenance(ts_header *h, const char *tool, const char *version,
+                             const char *commit, int argc, char *const argv[], uint64_t seed,
+                             const char *device, err_t *e)
 {
     size_t cap = h->prov_len, old = h->prov_len;
     sink_t s = {&h->prov, &h->prov_len, &cap};
@@ -317,14 +330,14 @@ typedef struct pair {
 } pair_t;
 
 struct ts_reader {
-    FILE *fp;            /* NULL for a memory reader */
+    FILE *fp; /* NULL for a memory reader */
     char *name;
     const uint8_t *data; /* the window: buf, or the caller's memory */
     uint8_t *buf;
     size_t cap, len, pos; /* window capacity and length; start of the next value */
-    uint64_t base;       /* stream offset of data[0] */
+    uint64_t base;        /* stream offset of data[0] */
     bool eof, at_end, failed;
-    err_t err;           /* the sticky error */
+    err_t err; /* the sticky error */
     scan_t scan;
     ts_header hdr, later;
     uint64_t n_records, last_id;
@@ -377,7 +390,8 @@ static int fill(ts_reader_t *rd, uint64_t need)
     return got > 0;
 }
 
-/* Finds the next complete top-level value: @return 0 (at data + pos, *n bytes), ERR_EOF, ERR_FAIL. */
+/* Finds the next complete top-level value. @return 0 (it is at data + pos, *n bytes), ERR_EOF,
+ * or ERR_FAIL. */
 static int next_value(ts_reader_t *rd, size_t *n)
 {
     scan_start(&rd->scan, TS_MAX_DEPTH);
@@ -386,15 +400,17 @@ static int next_value(ts_reader_t *rd, size_t *n)
         size_t avail = rd->len - rd->pos;
         uint64_t at = rd->base + rd->pos, need = 1;
         if (avail > 0 && rd->scan.off == 0 && p[0] != 0xc1 && type_of_byte(p[0]) != MP_MAP)
-            return rd_fail(rd, at, "top-level value is not a map (got %s); "
-                           "a token stream is a sequence of msgpack maps",
+            return rd_fail(rd, at,
+                           "top-level value is not a map (got %s); a token stream"
+                           " is a sequence of msgpack maps",
                            mp_name[type_of_byte(p[0])]);
         int st = scan_step(&rd->scan, p, avail, &need);
         if (st == SCAN_DONE) return *n = rd->scan.off, 0;
         if (st == SCAN_BAD)
             return rd_fail(rd, at + rd->scan.off, "malformed msgpack (invalid byte 0xc1)");
         if (st == SCAN_DEEP)
-            return rd_fail(rd, at + rd->scan.off, "value nested deeper than %d levels", TS_MAX_DEPTH);
+            return rd_fail(rd, at + rd->scan.off, "value nested deeper than %d levels",
+                           TS_MAX_DEPTH);
         int rc = fill(rd, need);
         if (rc < 0) return rc;
         if (rc == 0) {
@@ -402,9 +418,10 @@ static int next_value(ts_reader_t *rd, size_t *n)
             char after[64] = "";
             if (rd->n_records)
                 snprintf(after, sizeof after, " (after record %" PRIu64 ")", rd->last_id);
-            return rd_fail(rd, at, "truncated value%s: the stream ends at byte "
-                           "%" PRIu64 " before the value is complete", after,
-                           rd->base + rd->len);
+            return rd_fail(rd, at,
+                           "truncated value%s: the stream ends at byte %" PRIu64
+                           " before the value is complete",
+                           after, rd->base + rd->len);
         }
     }
 }
@@ -420,7 +437,7 @@ static int cmp_pair(const void *a, const void *b)
  * a str (collection stops there; *bad_type is its type). */
 static long collect_pairs(ts_reader_t *rd, const uint8_t *v, size_t vlen, enum mp_type *bad_type)
 {
-    mp_item it;
+    mp_item it = {0};
     uint64_t want, off = mp_decode(v, vlen, &it, &want);
     uint64_t n = it.u;
     rd->n_pairs = 0;
@@ -467,14 +484,15 @@ static const pair_t *find_duplicate(ts_reader_t *rd, int *oom)
 
 static mp_item item_at(const uint8_t *v, size_t vlen, const pair_t *pr)
 {
-    mp_item it;
+    mp_item it = {0};
     uint64_t want;
     mp_decode(v + pr->val, vlen - pr->val, &it, &want);
     return it;
 }
 
-#define HINT_NOT_STREAM "\nhint: this is not a dlmkit token stream; token streams are written by " \
-                        "dlmkit tools such as tokenize"
+#define HINT_NOT_STREAM                                                                            \
+    "\nhint: this is not a dlmkit token stream; token streams are written by "                     \
+    "dlmkit tools such as tokenize"
 
 /* Parses the header map v (pairs already collected) into h. */
 static int parse_header(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t at, ts_header *h)
@@ -490,25 +508,27 @@ static int parse_header(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
                        show(a, sizeof a, dup->key, dup->klen));
     mp_item it = item_at(v, vlen, find_pair(rd, "magic"));
     if (it.type != MP_STR || it.u != strlen(TS_MAGIC) || memcmp(it.ptr, TS_MAGIC, it.u) != 0)
-        return rd_fail(rd, at, "bad magic \"%s\" (expected \"%s\")" HINT_NOT_STREAM, it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type],
+        return rd_fail(rd, at, "bad magic \"%s\" (expected \"%s\")" HINT_NOT_STREAM,
+                       it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type],
                        TS_MAGIC);
-    static const char *const need[] = {"format_version", "kind", "tokenizer", "vocab_size", "eot",
-                                       "provenance"};
+    static const char *const need[] = {"format_version", "kind", "tokenizer",
+                                       "vocab_size",     "eot",  "provenance"};
     for (size_t k = 0; k < sizeof need / sizeof *need; k++)
-        if (!find_pair(rd, need[k]))
-            return rd_fail(rd, at, "header has no \"%s\" field", need[k]);
+        if (!find_pair(rd, need[k])) return rd_fail(rd, at, "header has no \"%s\" field", need[k]);
     it = item_at(v, vlen, find_pair(rd, "format_version"));
     if (it.type != MP_UINT || it.u != TS_FORMAT_VERSION) {
         if (it.type == MP_UINT) snprintf(a, sizeof a, "%" PRIu64, it.u);
-        return rd_fail(rd, at, "unsupported format_version %s (this dlmkit reads "
-                       "version %d)\nhint: regenerate the stream with this dlmkit, or read it with "
+        return rd_fail(rd, at,
+                       "unsupported format_version %s (this dlmkit reads version %d)"
+                       "\nhint: regenerate the stream with this dlmkit, or read it with "
                        "the dlmkit version that wrote it",
                        it.type == MP_UINT ? a : mp_name[it.type], TS_FORMAT_VERSION);
     }
     it = item_at(v, vlen, find_pair(rd, "kind"));
     if (it.type != MP_STR || it.u != strlen(TS_KIND) || memcmp(it.ptr, TS_KIND, it.u) != 0)
         return rd_fail(rd, at, "unsupported kind \"%s\" (expected \"%s\")",
-                       it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type], TS_KIND);
+                       it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type],
+                       TS_KIND);
     mp_item tok = item_at(v, vlen, find_pair(rd, "tokenizer"));
     if (tok.type != MP_STR || tok.u == 0 || memchr(tok.ptr, 0, tok.u))
         return rd_fail(rd, at, "header: tokenizer is not a non-empty string");
@@ -517,8 +537,8 @@ static int parse_header(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
         return rd_fail(rd, at, "header: vocab_size is not an integer in 1..2^32");
     mp_item eot = item_at(v, vlen, find_pair(rd, "eot"));
     if (!((eot.type == MP_UINT && eot.u < vs.u) || (eot.type == MP_INT && eot.i == -1)))
-        return rd_fail(rd, at, "header: eot is not -1 or a token id below "
-                       "vocab_size %" PRIu64, vs.u);
+        return rd_fail(rd, at, "header: eot is not -1 or a token id below vocab_size %" PRIu64,
+                       vs.u);
     pr = find_pair(rd, "provenance");
     mp_item pv = item_at(v, vlen, pr);
     if (pv.type != MP_ARRAY)
@@ -539,15 +559,16 @@ static int parse_header(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
     sink_t xs = {&h->extra, &h->extra_len, &xcap};
     int rc = (h->tokenizer = strndup((const char *)tok.ptr, tok.u)) ? 0 : -1;
     rc |= copy_bytes(&h->prov, &h->prov_len, v + prov_start, off - prov_start);
-    static const char *const known[] = {"magic", "format_version", "kind", "tokenizer",
-                                        "vocab_size", "eot", "provenance"};
+    static const char *const known[] = {
+        "magic", "format_version", "kind", "tokenizer", "vocab_size", "eot", "provenance"};
     for (size_t k = 0; k < rd->n_pairs && !rc; k++) {
         bool is_known = false;
         for (size_t j = 0; j < sizeof known / sizeof *known; j++)
             is_known |= rd->pairs[k].klen == strlen(known[j]) &&
                         memcmp(rd->pairs[k].key, known[j], rd->pairs[k].klen) == 0;
         if (is_known) continue;
-        rc |= sink_write(&xs, (const char *)v + rd->pairs[k].start, rd->pairs[k].end - rd->pairs[k].start);
+        rc |= sink_write(&xs, (const char *)v + rd->pairs[k].start,
+                         rd->pairs[k].end - rd->pairs[k].start);
         h->n_extra++;
     }
     if (rc) return err_set(e, "%s: out of memory", nm);
@@ -564,16 +585,16 @@ static int parse_record(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
     const pair_t *idp = find_pair(rd, "id"), *tp = find_pair(rd, "tokens");
     if (idp) {
         mp_item it = item_at(v, vlen, idp);
-        if (it.type == MP_INT)
-            return rd_fail(rd, at, "record id %" PRId64 " is negative", it.i);
+        if (it.type == MP_INT) return rd_fail(rd, at, "record id %" PRId64 " is negative", it.i);
         if (it.type != MP_UINT)
-            return rd_fail(rd, at, "record id is not a non-negative integer (got %s)", mp_name[it.type]);
+            return rd_fail(rd, at, "record id is not a non-negative integer (got %s)",
+                           mp_name[it.type]);
         r->id = it.u;
         snprintf(who, sizeof who, "record %" PRIu64, it.u);
     }
     if (bad_key >= 0)
-        return rd_fail(rd, at, "%s: key %ld is not a string (got %s)", who,
-                       bad_key, mp_name[bad_type]);
+        return rd_fail(rd, at, "%s: key %ld is not a string (got %s)", who, bad_key,
+                       mp_name[bad_type]);
     if (!idp) return rd_fail(rd, at, "record has no \"id\" field");
     int oom;
     const pair_t *dup = find_duplicate(rd, &oom);
@@ -583,11 +604,10 @@ static int parse_record(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
                        show(a, sizeof a, dup->key, dup->klen));
     if (!tp) return rd_fail(rd, at, "%s has no \"tokens\" field", who);
 
-    mp_item it;
+    mp_item it = {0};
     uint64_t want, off = tp->val + mp_decode(v + tp->val, vlen - tp->val, &it, &want);
     if (it.type != MP_ARRAY)
-        return rd_fail(rd, at, "%s: tokens is not an array (got %s)", who,
-                       mp_name[it.type]);
+        return rd_fail(rd, at, "%s: tokens is not an array (got %s)", who, mp_name[it.type]);
     if (!ts_record_resize(r, (size_t)it.u, e)) return ERR_FAIL;
     const uint64_t vocab = rd->hdr.vocab_size;
     uint32_t *t = r->tokens;
@@ -598,16 +618,20 @@ static int parse_record(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
         } else {
             off += mp_decode(v + off, vlen - off, &it, &want);
             if (it.type == MP_INT)
-                return rd_fail(rd, at, "%s: token %" PRId64 " at position %zu is "
-                               "negative", who, it.i, k);
+                return rd_fail(rd, at, "%s: token %" PRId64 " at position %zu is negative", who,
+                               it.i, k);
             if (it.type != MP_UINT)
-                return rd_fail(rd, at, "%s: tokens is not an array of non-negative "
-                               "integers (position %zu holds a %s)", who, k, mp_name[it.type]);
+                return rd_fail(rd, at,
+                               "%s: tokens is not an array of non-negative integers "
+                               "(position %zu holds a %s)",
+                               who, k, mp_name[it.type]);
             x = it.u;
         }
         if (x >= vocab)
-            return rd_fail(rd, at, "%s: token %" PRIu64 " at position %zu is out of "
-                           "range (vocab_size %" PRIu64 ")", who, x, k, vocab);
+            return rd_fail(rd, at,
+                           "%s: token %" PRIu64 " at position %zu is out of range "
+                           "(vocab_size %" PRIu64 ")",
+                           who, x, k, vocab);
         t[k] = (uint32_t)x;
     }
     r->fields_len = 0;
@@ -639,27 +663,33 @@ static int read_value(ts_reader_t *rd, ts_record *r)
         if (bad == -2) return err_set(&rd->err, "%s: out of memory", rd->name);
         bool is_header = find_pair(rd, "magic") != NULL;
         if (is_header && bad >= 0)
-            return rd_fail(rd, at, "header: key %ld is not a string (got %s)", bad, mp_name[bad_type]);
+            return rd_fail(rd, at, "header: key %ld is not a string (got %s)", bad,
+                           mp_name[bad_type]);
         if (!r) {
             if (!is_header)
-                return rd_fail(rd, at, "stream does not start with a header "
-                               "(the first map has no \"magic\" key)" HINT_NOT_STREAM);
+                return rd_fail(rd, at,
+                               "stream does not start with a header (the first map"
+                               " has no \"magic\" key)" HINT_NOT_STREAM);
             return parse_header(rd, v, n, at, &rd->hdr);
         }
         if (!is_header) return parse_record(rd, v, n, at, bad, bad_type, r);
         if (parse_header(rd, v, n, at, &rd->later) < 0) return ERR_FAIL;
         const ts_header *f = &rd->hdr, *l = &rd->later;
-        char what[160] = "";
+        char what[160] = "", a[48], b[48];
         if (strcmp(f->tokenizer, l->tokenizer) != 0)
-            snprintf(what, sizeof what, "tokenizer \"%.60s\" vs \"%.60s\"", f->tokenizer, l->tokenizer);
+            snprintf(what, sizeof what, "tokenizer \"%s\" vs \"%s\"",
+                     show(a, sizeof a, (const uint8_t *)f->tokenizer, strlen(f->tokenizer)),
+                     show(b, sizeof b, (const uint8_t *)l->tokenizer, strlen(l->tokenizer)));
         else if (f->vocab_size != l->vocab_size)
             snprintf(what, sizeof what, "vocab_size %" PRIu64 " vs %" PRIu64, f->vocab_size,
                      l->vocab_size);
         else if (f->eot != l->eot)
             snprintf(what, sizeof what, "eot %" PRId64 " vs %" PRId64, f->eot, l->eot);
         if (*what)
-            return rd_fail(rd, at, "header disagrees with the first header: "
-                           "%s (only streams with the same tokenizer, vocab_size and eot can be concatenated)", what);
+            return rd_fail(rd, at,
+                           "header disagrees with the first header: %s (only streams with "
+                           "the same tokenizer, vocab_size and eot can be concatenated)",
+                           what);
     }
 }
 
@@ -797,8 +827,10 @@ int ts_write(ts_writer_t *w, const ts_record *r, err_t *e)
     if (w->failed) return err_set(e, "writing token stream failed earlier");
     for (size_t k = 0; k < r->n_tokens; k++)
         if (r->tokens[k] >= w->vocab_size)
-            return err_set(e, "record %" PRIu64 ": token %" PRIu32 " at position %zu is out of range "
-                           "(vocab_size %" PRIu64 ")", r->id, r->tokens[k], k, w->vocab_size);
+            return err_set(e,
+                           "record %" PRIu64 ": token %" PRIu32 " at position %zu is out of range "
+                           "(vocab_size %" PRIu64 ")",
+                           r->id, r->tokens[k], k, w->vocab_size);
     msgpack_packer *pk = &w->pk;
     w->len = 0;
     int rc = msgpack_pack_map(pk, 2 + r->n_fields);
@@ -858,19 +890,33 @@ int ts_record_set_tokens(ts_record *r, const uint32_t *tokens, size_t n, err_t *
     return 0;
 }
 
+int ts_record_next_field(const ts_record *r, size_t *pos, const char **key, size_t *klen,
+                         const uint8_t **val, size_t *vlen)
+{
+    if (*pos >= r->fields_len) return ERR_EOF;
+    mp_item it = {0};
+    uint64_t want, off = *pos, ks = mp_decode(r->fields + off, r->fields_len - off, &it, &want);
+    uint64_t vs = ks && ks != MP_BAD && it.type == MP_STR
+                      ? value_size(r->fields + off + ks, r->fields_len - off - ks)
+                      : 0;
+    if (vs == 0) return ERR_EOF; /* cannot happen: fields are checked when stored */
+    *key = (const char *)it.ptr;
+    *klen = it.u;
+    *val = r->fields + off + ks;
+    *vlen = vs;
+    *pos = off + ks + vs;
+    return 0;
+}
+
 /* Finds key among r's fields: @return 1 with the offsets of the pair and its value, 0 if absent. */
 static int field_find(const ts_record *r, const char *key, size_t *start, size_t *val, size_t *end)
 {
-    size_t kl = strlen(key), off = 0;
-    while (off < r->fields_len) {
-        mp_item it;
-        uint64_t want, ks = mp_decode(r->fields + off, r->fields_len - off, &it, &want);
-        uint64_t vs = ks && ks != MP_BAD ? value_size(r->fields + off + ks, r->fields_len - off - ks) : 0;
-        if (vs == 0) return 0; /* cannot happen: fields are validated when stored */
-        if (it.type == MP_STR && it.u == kl && memcmp(it.ptr, key, kl) == 0)
-            return *start = off, *val = off + ks, *end = off + ks + vs, 1;
-        off += ks + vs;
-    }
+    size_t kl = strlen(key), pos = 0, at = 0, klen, vlen;
+    const char *k;
+    const uint8_t *v;
+    for (; ts_record_next_field(r, &pos, &k, &klen, &v, &vlen) == 0; at = pos)
+        if (klen == kl && memcmp(k, key, kl) == 0)
+            return *start = at, *val = (size_t)(v - r->fields), *end = pos, 1;
     return 0;
 }
 
@@ -884,7 +930,7 @@ int ts_record_remove(ts_record *r, const char *key)
     return 0;
 }
 
-/* Starts a set: refuses reserved keys, removes the old field, packs the key. *mark = rollback point. */
+/* Starts a set: refuses reserved keys, removes the old field. *mark = the rollback point. */
 /* Starts a set: refuses reserved keys, removes the old field, points the packer at r's fields.
  * *mark is where the new pair starts (the rollback point). */
 static int field_begin(ts_record *r, const char *key, sink_t *s, msgpack_packer *pk, size_t *mark,
@@ -909,16 +955,16 @@ static int field_end(ts_record *r, int rc, size_t mark, err_t *e)
     return 0;
 }
 
-/* The shape shared by the setters: begin, pack the key, then the value with PACK (which sets rc_). */
-#define FIELD_SET(r, key, e, PACK)                                                           \
-    do {                                                                                     \
-        sink_t s_;                                                                           \
-        msgpack_packer pk_, *pk = &pk_;                                                      \
-        size_t mark_;                                                                        \
-        if (field_begin(r, key, &s_, pk, &mark_, e) < 0) return ERR_FAIL;                    \
-        int rc_ = pack_cstr(pk, key);                                                        \
-        if (rc_ == 0) PACK;                                                                  \
-        return field_end(r, rc_, mark_, e);                                                  \
+/* The shape shared by the setters: begin, pack the key, then the value with PACK (sets rc_). */
+#define FIELD_SET(r, key, e, PACK)                                                                 \
+    do {                                                                                           \
+        sink_t s_;                                                                                 \
+        msgpack_packer pk_, *pk = &pk_;                                                            \
+        size_t mark_;                                                                              \
+        if (field_begin(r, key, &s_, pk, &mark_, e) < 0) return ERR_FAIL;                          \
+        int rc_ = pack_cstr(pk, key);                                                              \
+        if (rc_ == 0) PACK;                                                                        \
+        return field_end(r, rc_, mark_, e);                                                        \
     } while (0)
 
 int ts_record_set_str(ts_record *r, const char *key, const char *s, size_t len, err_t *e)
@@ -987,7 +1033,7 @@ static int wrong_type(const ts_record *r, const char *key, enum mp_type got, con
 
 int ts_record_get_f64(const ts_record *r, const char *key, double *out, err_t *e)
 {
-    mp_item it;
+    mp_item it = {0};
     size_t v, end;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
     if (it.type == MP_UINT) return *out = (double)it.u, 0;
@@ -998,7 +1044,7 @@ int ts_record_get_f64(const ts_record *r, const char *key, double *out, err_t *e
 
 int ts_record_get_i64(const ts_record *r, const char *key, int64_t *out, err_t *e)
 {
-    mp_item it;
+    mp_item it = {0};
     size_t v, end;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
     if (it.type == MP_UINT && it.u <= INT64_MAX) return *out = (int64_t)it.u, 0;
@@ -1008,7 +1054,7 @@ int ts_record_get_i64(const ts_record *r, const char *key, int64_t *out, err_t *
 
 int ts_record_get_str(const ts_record *r, const char *key, const char **s, size_t *len, err_t *e)
 {
-    mp_item it;
+    mp_item it = {0};
     size_t v, end;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
     if (it.type != MP_STR) return wrong_type(r, key, it.type, "a str", e);
@@ -1019,7 +1065,7 @@ int ts_record_get_str(const ts_record *r, const char *key, const char **s, size_
 
 int ts_record_get_raw(const ts_record *r, const char *key, const uint8_t **packed, size_t *len)
 {
-    mp_item it;
+    mp_item it = {0};
     size_t v, end;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
     *packed = r->fields + v;
@@ -1030,7 +1076,7 @@ int ts_record_get_raw(const ts_record *r, const char *key, const uint8_t **packe
 long long ts_record_get_f64_array(const ts_record *r, const char *key, double *buf, size_t cap,
                                   err_t *e)
 {
-    mp_item it;
+    mp_item it = {0};
     size_t v, end;
     uint64_t want;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
@@ -1039,9 +1085,12 @@ long long ts_record_get_f64_array(const ts_record *r, const char *key, double *b
     for (uint64_t k = 0; k < n; k++) {
         off += mp_decode(r->fields + off, end - off, &it, &want);
         if (it.type != MP_UINT && it.type != MP_INT && it.type != MP_F32 && it.type != MP_F64)
-            return err_set(e, "record %" PRIu64 ": field \"%s\": element %" PRIu64 " is a %s, not a "
-                           "number", r->id, key, k, mp_name[it.type]);
-        if (k < cap) buf[k] = it.type == MP_UINT ? (double)it.u : it.type == MP_INT ? (double)it.i : it.f;
+            return err_set(e,
+                           "record %" PRIu64 ": field \"%s\": element %" PRIu64 " is a %s, not a "
+                           "number",
+                           r->id, key, k, mp_name[it.type]);
+        if (k < cap)
+            buf[k] = it.type == MP_UINT ? (double)it.u : it.type == MP_INT ? (double)it.i : it.f;
     }
     return (long long)n;
 }
@@ -1075,7 +1124,8 @@ static void jput(jout *o, const void *s, size_t n)
 static void json_uint(jout *o, uint64_t v)
 {
     char s[24], *q = s + sizeof s;
-    do *--q = (char)('0' + v % 10); while (v /= 10);
+    do *--q = (char)('0' + v % 10);
+    while (v /= 10);
     jput(o, q, (size_t)(s + sizeof s - q));
 }
 
@@ -1089,7 +1139,8 @@ static void json_float(jout *o, double v, bool single)
     }
     for (int prec = single ? 6 : 15;; prec++) {
         snprintf(s, sizeof s, "%.*g", prec, v);
-        if (prec >= (single ? 9 : 17) || (single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v))
+        if (prec >= (single ? 9 : 17) ||
+            (single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v))
             break;
     }
     jput(o, s, strlen(s));
@@ -1100,10 +1151,14 @@ static size_t utf8_len(const uint8_t *s, size_t n)
 {
     uint8_t c = s[0], lo = 0x80, hi = 0xbf;
     size_t len;
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else
+        return 0;
     if (n < len || s[1] < lo || s[1] > hi) return 0;
     for (size_t k = 2; k < len; k++)
         if (s[k] < 0x80 || s[k] > 0xbf) return 0;
@@ -1127,10 +1182,14 @@ static void json_str(jout *o, const uint8_t *s, size_t n)
             continue;
         }
         jput(o, s + run, k - run);
-        if (c == '"') JLIT(o, "\\\"");
-        else if (c == '\\') JLIT(o, "\\\\");
-        else if (c < 0x20) jput(o, (char[]){'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]}, 6);
-        else JLIT(o, "\\ufffd");
+        if (c == '"')
+            JLIT(o, "\\\"");
+        else if (c == '\\')
+            JLIT(o, "\\\\");
+        else if (c < 0x20)
+            jput(o, (char[]){'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]}, 6);
+        else
+            JLIT(o, "\\ufffd");
         run = ++k;
     }
     jput(o, s + run, n - run);
@@ -1158,12 +1217,14 @@ static uint64_t json_value(jout *o, const uint8_t *p, size_t avail);
  * level would grow the output exponentially with depth). @return the key's size, 0 on error. */
 static uint64_t json_key(jout *o, const uint8_t *p, size_t avail)
 {
-    mp_item it;
+    mp_item it = {0};
     uint64_t want, n = mp_decode(p, avail, &it, &want);
     if (n == 0 || n == MP_BAD) return o->fail = true, 0;
     if (it.type == MP_STR || it.type == MP_BIN) return json_value(o, p, avail);
     if (it.type == MP_ARRAY || it.type == MP_MAP || it.type == MP_EXT) {
-        const char *s = it.type == MP_ARRAY ? "\"<array>\"" : it.type == MP_MAP ? "\"<map>\"" : "\"<ext>\"";
+        const char *s = it.type == MP_ARRAY ? "\"<array>\""
+                        : it.type == MP_MAP ? "\"<map>\""
+                                            : "\"<ext>\"";
         jput(o, s, strlen(s));
         if (!(n = value_size(p, avail))) o->fail = true;
         return n;
@@ -1178,7 +1239,7 @@ static uint64_t json_key(jout *o, const uint8_t *p, size_t avail)
  * bounded by TS_MAX_DEPTH, which every stored value was checked against. */
 static uint64_t json_value(jout *o, const uint8_t *p, size_t avail)
 {
-    mp_item it;
+    mp_item it = {0};
     uint64_t want, n = mp_decode(p, avail, &it, &want);
     if (n == 0 || n == MP_BAD) return o->fail = true, 0;
     switch (it.type) {
@@ -1243,6 +1304,7 @@ int ts_record_write_json(FILE *fp, const ts_record *r, err_t *e)
     }
     JLIT(&o, "}\n");
     if (o.len && fwrite(o.p, 1, o.len, fp) != o.len) o.fail = true;
-    if (o.fail || ferror(fp)) return err_set_errno(e, "record %" PRIu64 ": writing JSON failed", r->id);
+    if (o.fail || ferror(fp))
+        return err_set_errno(e, "record %" PRIu64 ": writing JSON failed", r->id);
     return 0;
 }

@@ -1,6 +1,6 @@
-/* tstream: read and write msgpack token streams (a header map, then one map per record; docs/stream.md).
- * Ownership: readers/writers never own the FILE* they are given; records and headers are caller-owned and reused.
- * Errors: >= 0 success, -1 (ERR_EOF) clean end of input / field absent, <= -2 (ERR_FAIL) error in the err_t. */
+/* tstream: read/write msgpack token streams, a header then one map per record (docs/stream.md).
+ * Ownership: readers/writers never own their FILE*; records and headers are caller-owned, reused.
+ * Errors: >= 0 success, -1 (ERR_EOF) end of input / field absent, <= -2 error in the err_t. */
 #ifndef DLM_TSTREAM_H
 #define DLM_TSTREAM_H
 
@@ -11,24 +11,24 @@
 
 #include "err.h"
 
-#define TS_MAGIC "dlmkit-tokens"
+#define TS_MAGIC          "dlmkit-tokens"
 #define TS_FORMAT_VERSION 1
-#define TS_KIND "tokens"
+#define TS_KIND           "tokens"
 /* Deepest nesting of arrays/maps accepted inside a value (the top-level map is depth 1). */
 #define TS_MAX_DEPTH 64
 
 /* The facts of a stream's header. tokenizer, vocab_size and eot are public; the rest is private
  * (provenance and unknown header keys, kept as packed msgpack so they pass through byte-exactly).
- * Zero-initialise ({0}), fill with ts_header_init() or ts_header_copy(), free with ts_header_free(). */
+ * Zero-initialise ({0}); fill with ts_header_init() or ts_header_copy(); free: ts_header_free(). */
 typedef struct ts_header {
-    char *tokenizer;      /* e.g. "gpt2"; owned */
-    uint64_t vocab_size;  /* 1 .. 2^32; every token id is < vocab_size */
-    int64_t eot;          /* id of end-of-text, or -1 if none */
-    size_t n_provenance;  /* entries in the provenance list */
+    char *tokenizer;     /* e.g. "gpt2"; owned */
+    uint64_t vocab_size; /* 1 .. 2^32; every token id is < vocab_size */
+    int64_t eot;         /* id of end-of-text, or -1 if none */
+    size_t n_provenance; /* entries in the provenance list */
     /* private */
-    uint8_t *prov;        /* the provenance array's elements, packed, concatenated */
+    uint8_t *prov; /* the provenance array's elements, packed, concatenated */
     size_t prov_len;
-    uint8_t *extra;       /* unknown header key/value pairs, packed, in stream order */
+    uint8_t *extra; /* unknown header key/value pairs, packed, in stream order */
     size_t extra_len, n_extra;
 } ts_header;
 
@@ -37,9 +37,9 @@ typedef struct ts_header {
  * Zero-initialise ({0}); reuse across ts_read() calls; free with ts_record_free(). */
 typedef struct ts_record {
     uint64_t id;
-    uint32_t *tokens;     /* n_tokens ids; owned by the record */
+    uint32_t *tokens; /* n_tokens ids; owned by the record */
     size_t n_tokens;
-    size_t n_fields;      /* other fields (read-only) */
+    size_t n_fields; /* other fields (read-only) */
     /* private */
     size_t tokens_cap;
     uint8_t *fields;
@@ -57,9 +57,10 @@ int ts_header_init(ts_header *h, const char *tokenizer, uint64_t vocab_size, int
 /* Deep copy of src into dst (previous contents freed): provenance and unknown keys pass through,
  * so a tool transforming a stream copies the reader's header, then appends its own provenance. */
 int ts_header_copy(ts_header *dst, const ts_header *src, err_t *e);
-/* Appends {tool, version, commit, argv, seed, device} to h's provenance (NULL strings become ""). */
-int ts_header_add_provenance(ts_header *h, const char *tool, const char *version, const char *commit,
-                             int argc, char *const argv[], uint64_t seed, const char *device, err_t *e);
+/* Appends {tool, version, commit, argv, seed, device} to h's provenance (NULL strings: ""). */
+int ts_header_add_provenance(ts_header *h, const char *tool, const char *version,
+                             const char *commit, int argc, char *const argv[], uint64_t seed,
+                             const char *device, err_t *e);
 /* Frees what h holds and zeroes it; h itself is the caller's. NULL is a no-op. */
 void ts_header_free(ts_header *h);
 
@@ -69,13 +70,15 @@ void ts_header_free(ts_header *h);
  * name is used in messages (NULL: "stdin" for stdin, else "stream"). Returns NULL with e set on
  * error, including an empty input ("empty stream: no header"). Free with ts_reader_free(). */
 ts_reader_t *ts_reader_open(FILE *fp, const char *name, err_t *e);
-/* As ts_reader_open, over len bytes at data (borrowed: must outlive the reader). name NULL: "<memory>". */
+/* As ts_reader_open, over len bytes at data (borrowed: must outlive the reader).
+ * name NULL: "<memory>". */
 ts_reader_t *ts_reader_open_mem(const void *data, size_t len, const char *name, err_t *e);
 /* The first header of the stream (borrowed; valid until ts_reader_free). */
 const ts_header *ts_reader_header(const ts_reader_t *rd);
 /* Reads the next record into r (its previous contents are replaced, its storage reused); further
- * headers are checked against the first and skipped. @return 0 record, -1 clean EOF (only at a value
- * boundary), <= -2 error (message names the stream, byte offset and record id). Errors are sticky. */
+ * headers are checked against the first and skipped. @return 0 record, -1 clean EOF (only at a
+ * value boundary), <= -2 error (the message names the stream, byte offset and record id).
+ * Errors are sticky. */
 int ts_read(ts_reader_t *rd, ts_record *r, err_t *e);
 /* Byte offset in the stream just past the last value read. */
 uint64_t ts_reader_offset(const ts_reader_t *rd);
@@ -130,6 +133,10 @@ int ts_record_get_raw(const ts_record *r, const char *key, const uint8_t **packe
  * so n > cap means "call again with a larger buf"), -1 absent, <= -2 not an array of numbers. */
 long long ts_record_get_f64_array(const ts_record *r, const char *key, double *buf, size_t cap,
                                   err_t *e);
+/* Iterates over r's other fields in order: start with *pos = 0; @return 0 with the key (not
+ * NUL-terminated) and the packed value, both borrowed until r next changes; -1 after the last. */
+int ts_record_next_field(const ts_record *r, size_t *pos, const char **key, size_t *klen,
+                         const uint8_t **val, size_t *vlen);
 /* Removes the field; @return 0 removed, -1 absent. */
 int ts_record_remove(ts_record *r, const char *key);
 

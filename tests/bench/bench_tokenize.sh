@@ -70,7 +70,7 @@ awk -v a="$m1" -v b="$m2" -v c="$mt" -v t1="$t_ours" -v t2="$(field tokens "$o2"
 if [ -n "${tool1:-}" ]; then
     awk -v a="$tool1" -v b="$tool2" -v c="$mt" -v t="$t_ours" 'BEGIN {
     printf "| %-28s | %9.2f | %9d | %10.2fx |\n", "bin/tokenize (whole run)", a, t, a / c
-    printf "| %-28s | %9.2f | %9d | %10.2fx |\n", "bin/tokenize -j 2 (whole run)", b, t, b / c
+    printf "| %-28s | %9.2f | %9d | %10.2fx |\n", "bin/tokenize -j2 (whole run)", b, t, b / c
 }'
 fi
 

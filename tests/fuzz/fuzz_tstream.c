@@ -11,12 +11,12 @@
 
 #include "tstream.h"
 
-#define REQUIRE(x)                                                                     \
-    do {                                                                               \
-        if (!(x)) {                                                                    \
-            fprintf(stderr, "fuzz_tstream: %s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                                   \
-        }                                                                              \
+#define REQUIRE(x)                                                                                 \
+    do {                                                                                           \
+        if (!(x)) {                                                                                \
+            fprintf(stderr, "fuzz_tstream: %s:%d: check failed: %s\n", __FILE__, __LINE__, #x);    \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 typedef struct out {
@@ -75,7 +75,8 @@ static int copy_stream(ts_reader_t *rd, out_t *o, FILE *json)
 
 static void same_header(const ts_header *a, const ts_header *b)
 {
-    REQUIRE(!strcmp(a->tokenizer, b->tokenizer) && a->vocab_size == b->vocab_size && a->eot == b->eot);
+    REQUIRE(!strcmp(a->tokenizer, b->tokenizer) && a->vocab_size == b->vocab_size &&
+            a->eot == b->eot);
     REQUIRE(a->n_provenance == b->n_provenance && a->prov_len == b->prov_len &&
             (!a->prov_len || !memcmp(a->prov, b->prov, a->prov_len)));
     REQUIRE(a->n_extra == b->n_extra && a->extra_len == b->extra_len &&
@@ -180,9 +181,12 @@ static void gen(const char *dir, const char *name, size_t n, int variant)
     REQUIRE(ts_header_init(&h, variant == 2 ? "sedd" : "gpt2", variant == 2 ? 50258 : 50257,
                            variant == 2 ? -1 : 50256, &e) == 0);
     char *argv[] = {"sedd-sample", "--steps", "8", "-n", "3"};
-    if (variant) REQUIRE(ts_header_add_provenance(&h, "tokenize", "0.1.0", "dev", 1, argv, 0, "cpu", &e) == 0);
+    if (variant)
+        REQUIRE(ts_header_add_provenance(&h, "tokenize", "0.1.0", "dev", 1, argv, 0, "cpu", &e) ==
+                0);
     if (variant >= 2)
-        REQUIRE(ts_header_add_provenance(&h, "sedd-sample", "0.1.0", "dev", 5, argv, 7, "cuda", &e) == 0);
+        REQUIRE(ts_header_add_provenance(&h, "sedd-sample", "0.1.0", "dev", 5, argv, 7, "cuda",
+                                         &e) == 0);
     ts_writer_t *w = ts_writer_open(fp, &h, &e);
     REQUIRE(w);
     ts_record r = {0};
@@ -190,14 +194,16 @@ static void gen(const char *dir, const char *name, size_t n, int variant)
         uint32_t *t = ts_record_resize(&r, 3 + 5 * k, &e);
         for (size_t j = 0; j < r.n_tokens; j++) t[j] = (uint32_t)((j * 7919 + k * 131) % 50257);
         r.id = k;
-        if (variant >= 1) REQUIRE(ts_record_set_str(&r, "text", "Hello, w\xc3\xb6rld\n", 14, &e) == 0);
+        if (variant >= 1)
+            REQUIRE(ts_record_set_str(&r, "text", "Hello, w\xc3\xb6rld\n", 14, &e) == 0);
         if (variant >= 2) {
             float lp[3] = {-0.5f, -2.25f, -11.0f};
             REQUIRE(ts_record_set_f32_array(&r, "logp", lp, 3, &e) == 0);
             REQUIRE(ts_record_set_f64(&r, "score", -13.75, &e) == 0);
             REQUIRE(ts_record_set_i64(&r, "n", -2, &e) == 0);
             REQUIRE(ts_record_set_bool(&r, "a", k % 2, &e) == 0);
-            REQUIRE(ts_record_set_raw(&r, "meta", "\x82\xa5steps\x08\xa3\x62in\xc4\x02\x00\xff", 16, &e) == 0);
+            REQUIRE(ts_record_set_raw(&r, "meta", "\x82\xa5steps\x08\xa3\x62in\xc4\x02\x00\xff", 16,
+                                      &e) == 0);
         }
         REQUIRE(ts_write(w, &r, &e) == 0);
     }

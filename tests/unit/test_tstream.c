@@ -34,7 +34,8 @@ static void craft_begin(void)
 static void ps(const char *s) { msgpack_pack_str_with_body(&pk, s, strlen(s)); }
 static void pu(uint64_t v) { msgpack_pack_uint64(&pk, v); }
 
-/* A header as the writer packs it (same field order and encodings), n_extra extra keys to follow. */
+/* A header as the writer packs it (same field order and encodings), n_extra extra keys to follow.
+ */
 static void craft_header(const char *magic, uint64_t version, const char *tok, uint64_t vocab,
                          int64_t eot, size_t n_extra)
 {
@@ -76,8 +77,9 @@ static void expect_error(const char *what, const char *phrase, const char *phras
     err_t e;
     size_t count;
     int rc = read_all(sb.data, sb.size, &e, &count);
-    CHECK(rc == ERR_FAIL && strstr(e.msg, phrase) && (!phrase2 || strstr(e.msg, phrase2)),
-          "error: %s -> \"%s\"", what, e.msg);
+    int ok = rc == ERR_FAIL && strstr(e.msg, phrase) && (!phrase2 || strstr(e.msg, phrase2));
+    for (char *q = e.msg; (q = strchr(q, '\n'));) *q = '|'; /* one TAP line */
+    CHECK(ok, "error: %s -> \"%s\"", what, e.msg);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -100,8 +102,10 @@ static bytes make_stream(size_t n_records, size_t *bounds)
         r.id = 10 + k;
         ts_record_set_tokens(&r, t, 2 + k, &e);
         ts_record_set_f64(&r, "score", -1.5 * (double)k, &e);
-        if (k % 2) ts_record_set_str(&r, "text", "hi", 2, &e);
-        else ts_record_remove(&r, "text");
+        if (k % 2)
+            ts_record_set_str(&r, "text", "hi", 2, &e);
+        else
+            ts_record_remove(&r, "text");
         ts_write(w, &r, &e);
         fflush(fp);
         bounds[k + 1] = b.n;
@@ -180,7 +184,8 @@ static void test_round_trip_passthrough(void)
     CHECK(ts_writer_close(w, &e) == 0, "writer closes cleanly");
     fclose(fp);
     CHECK(b.n == sb.size && memcmp(b.p, sb.data, sb.size) == 0,
-          "rewrite is byte-identical (%zu vs %zu bytes): unknown fields pass through", b.n, sb.size);
+          "rewrite is byte-identical (%zu vs %zu bytes): unknown fields pass through", b.n,
+          sb.size);
 
     /* A tool appends its provenance; the old entry's bytes pass through. */
     char *argv[] = {"ppl", "-"};
@@ -202,8 +207,8 @@ static void test_round_trip_passthrough(void)
     msgpack_sbuffer_destroy(&sb);
     craft_begin();
     craft_gpt2_header();
-    msgpack_pack_map(&pk, 3), ps("pre"), msgpack_pack_double(&pk, 0.1), ps("id"), pu(1), ps("tokens"),
-        msgpack_pack_array(&pk, 0);
+    msgpack_pack_map(&pk, 3), ps("pre"), msgpack_pack_double(&pk, 0.1), ps("id"), pu(1),
+        ps("tokens"), msgpack_pack_array(&pk, 0);
     ts_reader_t *rd3 = ts_reader_open_mem(sb.data, sb.size, NULL, &e);
     const uint8_t *raw;
     size_t rawlen;
@@ -231,7 +236,7 @@ static void test_cat(void)
     ts_reader_t *rd = ts_reader_open_mem(ab.p, ab.n, NULL, &e);
     ts_record r = {0};
     uint64_t ids[8];
-    int n = 0, rc;
+    int n = 0, rc = ERR_FAIL;
     while (rd && (rc = ts_read(rd, &r, &e)) >= 0 && n < 8) ids[n++] = r.id;
     CHECK(rd && rc == ERR_EOF && n == 5 && ids[2] == 12 && ids[3] == 10 && ids[4] == 11,
           "cat a b reads as one stream of 5 records");
@@ -271,10 +276,12 @@ static void test_truncation(void)
         err_t e;
         size_t count;
         int rc = read_all(s.p, k, &e, &count);
-        int ok = boundary ? (rc == ERR_EOF && count == records)
-                          : (rc == ERR_FAIL && (k == 0 ? strstr(e.msg, "empty stream: no header") != NULL
-                                                       : strstr(e.msg, "truncated") != NULL));
-        if (!ok && bad_mem++ < 3) NOTE("memory prefix %zu: rc %d count %zu: %s", k, rc, count, e.msg);
+        int ok = boundary
+                     ? (rc == ERR_EOF && count == records)
+                     : (rc == ERR_FAIL && (k == 0 ? strstr(e.msg, "empty stream: no header") != NULL
+                                                  : strstr(e.msg, "truncated") != NULL));
+        if (!ok && bad_mem++ < 3)
+            NOTE("memory prefix %zu: rc %d count %zu: %s", k, rc, count, e.msg);
 
         FILE *fp = file_with(s.p, k);
         ts_record r = {0};
@@ -289,7 +296,8 @@ static void test_truncation(void)
         ts_record_free(&r);
         fclose(fp);
     }
-    CHECK(bad_mem == 0, "memory: all %zu prefixes are EOF at boundaries, an error elsewhere", s.n + 1);
+    CHECK(bad_mem == 0, "memory: all %zu prefixes are EOF at boundaries, an error elsewhere",
+          s.n + 1);
     CHECK(bad_file == 0, "FILE: all %zu prefixes read the same as from memory", s.n + 1);
 
     err_t e;
@@ -339,8 +347,8 @@ static void test_errors(void)
     expect_error("format_version 2", "unsupported format_version 2", "\nhint: ");
 
     craft_begin();
-    msgpack_pack_map(&pk, 3), ps("magic"), ps("dlmkit-tokens"), ps("format_version"), pu(1), ps("kind"),
-        ps("tokens");
+    msgpack_pack_map(&pk, 3), ps("magic"), ps("dlmkit-tokens"), ps("format_version"), pu(1),
+        ps("kind"), ps("tokens");
     expect_error("header without tokenizer", "header has no \"tokenizer\" field", NULL);
 
     craft_begin();
@@ -388,8 +396,10 @@ static void test_errors(void)
     craft_gpt2_header();
     msgpack_pack_map(&pk, 2), ps("id"), pu(5), ps("tokens"), msgpack_pack_array(&pk, 2), pu(1),
         msgpack_pack_double(&pk, 2.0);
-    expect_error("float token", "record 5: tokens is not an array of non-negative integers "
-                 "(position 1 holds a float64)", NULL);
+    expect_error("float token",
+                 "record 5: tokens is not an array of non-negative integers "
+                 "(position 1 holds a float64)",
+                 NULL);
 
     craft_begin();
     craft_gpt2_header();
@@ -405,8 +415,8 @@ static void test_errors(void)
 
     craft_begin();
     craft_gpt2_header();
-    msgpack_pack_map(&pk, 4), ps("id"), pu(9), ps("x"), pu(1), ps("tokens"), msgpack_pack_array(&pk, 0),
-        ps("x"), pu(2);
+    msgpack_pack_map(&pk, 4), ps("id"), pu(9), ps("x"), pu(1), ps("tokens"),
+        msgpack_pack_array(&pk, 0), ps("x"), pu(2);
     expect_error("duplicate key", "record 9: duplicate key \"x\"", NULL);
 
     craft_begin();
@@ -467,7 +477,8 @@ static void test_reuse(void)
     size_t len;
     double f;
     while (ts_read(rd, &r, &e) >= 0) {
-        ok &= r.id == (uint64_t)(10 + n) && r.n_tokens == (size_t)(2 + n) && r.tokens[0] == (uint32_t)n;
+        ok &= r.id == (uint64_t)(10 + n) && r.n_tokens == (size_t)(2 + n) &&
+              r.tokens[0] == (uint32_t)n;
         ok &= ts_record_get_f64(&r, "score", &f, &e) == 0 && f == -1.5 * n;
         /* "text" is only in odd records: no leftovers from the previous record. */
         ok &= (ts_record_get_str(&r, "text", &str, &len, &e) == 0) == (n % 2 == 1);
@@ -482,7 +493,8 @@ static void test_reuse(void)
     uint32_t *tok = r.tokens;
     uint8_t *fields = r.fields;
     rd = ts_reader_open_mem(s.p, s.n, NULL, &e);
-    while (ts_read(rd, &r, &e) >= 0) {}
+    while (ts_read(rd, &r, &e) >= 0) {
+    }
     CHECK(r.tokens == tok && r.fields == fields, "no reallocation in the steady state");
     ts_reader_free(rd);
     ts_record_free(&r);
@@ -540,7 +552,8 @@ static void test_fields(void)
     CHECK(ts_record_get_i64(&r, "b", &i, &e) == 0 && i == -7, "get i64");
     CHECK(ts_record_get_i64(&r, "c", &i, &e) == ERR_FAIL && strstr(e.msg, "int64 range"),
           "get i64 of UINT64_MAX is an error: %s", e.msg);
-    CHECK(ts_record_get_str(&r, "e", &s, &len, &e) == 0 && len == 3 && !memcmp(s, "xyz", 3), "get str");
+    CHECK(ts_record_get_str(&r, "e", &s, &len, &e) == 0 && len == 3 && !memcmp(s, "xyz", 3),
+          "get str");
     CHECK(ts_record_get_str(&r, "a", &s, &len, &e) == ERR_FAIL &&
               strstr(e.msg, "field \"a\" is a float64, not a str"),
           "wrong type: %s", e.msg);
@@ -567,8 +580,9 @@ static void test_fields(void)
               ts_record_set_raw(&r, "bad", "\x01\x02", 2, &e) == ERR_FAIL &&
               ts_record_set_raw(&r, "bad", "\xc1", 1, &e) == ERR_FAIL,
           "raw values that are not one msgpack value are refused");
-    CHECK(ts_record_set_f64(&r, "id", 1, &e) == ERR_FAIL && ts_record_set_f64(&r, "tokens", 1, &e) ==
-              ERR_FAIL && ts_record_set_f64(&r, "magic", 1, &e) == ERR_FAIL && strstr(e.msg, "reserved"),
+    CHECK(ts_record_set_f64(&r, "id", 1, &e) == ERR_FAIL &&
+              ts_record_set_f64(&r, "tokens", 1, &e) == ERR_FAIL &&
+              ts_record_set_f64(&r, "magic", 1, &e) == ERR_FAIL && strstr(e.msg, "reserved"),
           "reserved keys refused");
     /* A field value sits inside the record's map, so it may nest TS_MAX_DEPTH - 1 levels. */
     uint8_t nest[TS_MAX_DEPTH + 1];
@@ -595,6 +609,16 @@ static void test_fields(void)
         ts_header_free(&h);
         ts_record_remove(&r, "deep");
     }
+    {
+        static const char *const order[] = {"c", "d", "e", "a", "fa", "da", "raw"};
+        size_t pos = 0, n = 0, klen, vlen;
+        const char *key;
+        const uint8_t *val;
+        int ok = 1;
+        while (ts_record_next_field(&r, &pos, &key, &klen, &val, &vlen) == 0 && n < 7)
+            ok &= klen == strlen(order[n]) && !memcmp(key, order[n], klen) && vlen > 0, n++;
+        CHECK(ok && n == 7 && n == r.n_fields, "next_field walks the fields in order");
+    }
     const uint8_t *raw;
     CHECK(ts_record_get_raw(&r, "raw", &raw, &len) == 0 && len == 4 && raw[0] == 0x92, "get raw");
     ts_record_clear(&r);
@@ -618,7 +642,10 @@ static void test_json(void)
     ts_record_set_bool(&r, "b", false, &e);
     float fa[2] = {0.5f, 1.1f};
     ts_record_set_f32_array(&r, "fa", fa, 2, &e);
-    ts_record_set_raw(&r, "bin", "\xc4\x04" "abcd", 6, &e);
+    ts_record_set_raw(&r, "bin",
+                      "\xc4\x04"
+                      "abcd",
+                      6, &e);
     ts_record_set_raw(&r, "m", "\x82\x01\xc0\xa1k\x90", 6, &e);
     ts_record_set_raw(&r, "x", "\xd4\xff\x10", 3, &e);
     bytes b = {0};
@@ -626,12 +653,13 @@ static void test_json(void)
     int rc = ts_record_write_json(fp, &r, &e);
     fclose(fp);
     const char *want =
-        "{\"id\":7,\"tokens\":[1,50256],\"s\":\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\\ufffd\\ufffd\\ufffd"
+        "{\"id\":7,\"tokens\":[1,50256],\"s\":"
+        "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\\ufffd\\ufffd\\ufffd"
         "\\ufffdz\",\"f\":0.1,\"nan\":null,\"inf\":null,\"i\":-9223372036854775808,\"b\":false,"
         "\"fa\":[0.5,1.1],\"bin\":\"YWJjZA==\",\"m\":{\"1\":null,\"k\":[]},"
         "\"x\":{\"ext\":-1,\"data\":\"EA==\"}}\n";
-    CHECK(rc == 0 && b.n == strlen(want) && !memcmp(b.p, want, b.n), "JSON line:\n# got  %.*s# want %s",
-          (int)b.n, b.p, want);
+    CHECK(rc == 0 && b.n == strlen(want) && !memcmp(b.p, want, b.n),
+          "JSON line:\n# got  %.*s# want %s", (int)b.n, b.p, want);
     bytes_free(&b);
 
     /* Fuzz finding: map keys that are maps, nested deeply, used to be rendered as escaped JSON
@@ -656,7 +684,8 @@ static void test_json(void)
     FILE *full = fopen("/dev/full", "w");
     if (full) {
         setvbuf(full, NULL, _IONBF, 0);
-        CHECK(ts_record_write_json(full, &r, &e) == ERR_FAIL && strstr(e.msg, "writing JSON failed"),
+        CHECK(ts_record_write_json(full, &r, &e) == ERR_FAIL &&
+                  strstr(e.msg, "writing JSON failed"),
               "JSON to /dev/full fails: %s", e.msg);
         fclose(full);
     }
@@ -669,7 +698,8 @@ static void test_writer(void)
     ts_header h = {0};
     CHECK(ts_header_init(&h, "gpt2", 0, -1, &e) == ERR_FAIL && strstr(e.msg, "vocab_size"),
           "vocab_size 0 refused");
-    CHECK(ts_header_init(&h, "gpt2", 100, 100, &e) == ERR_FAIL && strstr(e.msg, "eot"), "eot >= vocab refused");
+    CHECK(ts_header_init(&h, "gpt2", 100, 100, &e) == ERR_FAIL && strstr(e.msg, "eot"),
+          "eot >= vocab refused");
     ts_header_init(&h, "gpt2", 100, 99, &e);
     ts_record r = {0};
     uint32_t t[2] = {5, 100};
