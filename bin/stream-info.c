@@ -25,16 +25,14 @@ static int usage(FILE *fp, int status)
     return status;
 }
 
-/* Adds the names of r's extra fields to the set `fields` (a JSON object used as a set). */
+/* Adds the keys of r's other fields to the set `fields` (a JSON object used as a set). */
 static void note_fields(const ts_record *r, json_t *fields)
 {
-    static const char *const probe[] = {"text", "nll", "n_scored", "logprobs", "meta"};
-    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
-        const uint8_t *raw;
-        size_t len;
-        if (ts_record_get_raw(r, probe[i], &raw, &len) == 0)
-            json_object_set_new(fields, probe[i], json_true());
-    }
+    size_t pos = 0, klen, vlen;
+    const char *key;
+    const uint8_t *val;
+    while (ts_record_next_field(r, &pos, &key, &klen, &val, &vlen) == 0)
+        json_object_setn_new(fields, key, klen, json_true());
 }
 
 int main(int argc, char **argv)
