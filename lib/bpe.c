@@ -5,20 +5,18 @@
  * long words: a heap, O(n log n)). Words are cached per encoder state. Pure ASCII stretches
  * are pre-tokenized by a hand-written scanner equivalent to the regex (ascii_pretoken); anything
  * touching a non-ASCII character goes through PCRE2 (JIT). Tokens are kept as raw bytes: the
- * byte-level unicode of the vocabulary files is undone at load time. */
+ * vocabulary (bpevocab.h) undoes the files' byte-level unicode at load time. */
 #include "bpe.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include <jansson.h>
 #include <pcre2.h>
 
+#include "bpevocab.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -34,25 +32,11 @@ static const char GPT2_PATTERN[] =
     "])|[" WS "]+";
 /* clang-format on */
 
-enum { NO_RANK = UINT32_MAX, DEAD = UINT32_MAX };
-
-struct merge {
-    uint32_t a, b, out; /* token ids: a + b -> out */
-};
+enum { DEAD = UINT32_MAX }; /* a symbol merged into its left neighbour */
 
 struct bpe {
     char *dir;
-    uint32_t n_vocab;
-    uint32_t *tok_off; /* (n_vocab + 1) offsets of each token's bytes in blob */
-    char *blob;
-    uint32_t *vocab_slots; /* bytes -> id hash table: id + 1, 0 = empty */
-    uint32_t vocab_mask;
-    uint32_t byte_id[256]; /* the token of each single byte */
-    uint32_t n_merges;
-    struct merge *merges; /* by rank */
-    uint64_t *merge_keys; /* (a << 32 | b) -> rank hash table; UINT64_MAX = empty */
-    uint32_t *merge_rank;
-    uint32_t merge_mask;
+    struct bpevocab v;
     pcre2_code *re;
     int jit; /* pcre2_jit_compile succeeded */
 };
@@ -95,289 +79,7 @@ enum {
     CACHE_MIN_SLOTS = 1 << 12
 };
 
-/* ---- hashing ------------------------------------------------------------------------------ */
-
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ull;
-    x ^= x >> 32;
-    return x;
-}
-
-/* A fast hash of short byte strings: 8 bytes at a time, multiply-xorshift. */
-static uint64_t hash_bytes(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = mix64(h ^ w) * 0x9e3779b97f4a7c15ull;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        memcpy(&w, p, n);
-        h = mix64(h ^ w) * 0x9e3779b97f4a7c15ull;
-    }
-    return mix64(h);
-}
-
-static inline uint32_t merge_lookup(const bpe_t *b, uint32_t x, uint32_t y)
-{
-    uint64_t key = (uint64_t)x << 32 | y;
-    for (uint32_t i = (uint32_t)mix64(key) & b->merge_mask;; i = (i + 1) & b->merge_mask) {
-        if (b->merge_keys[i] == key) return b->merge_rank[i];
-        if (b->merge_keys[i] == UINT64_MAX) return NO_RANK;
-    }
-}
-
-static int32_t vocab_lookup(const bpe_t *b, const char *s, size_t n)
-{
-    for (uint32_t i = (uint32_t)hash_bytes((const unsigned char *)s, n) & b->vocab_mask;;
-         i = (i + 1) & b->vocab_mask) {
-        uint32_t v = b->vocab_slots[i];
-        if (!v) return -1;
-        uint32_t id = v - 1, off = b->tok_off[id];
-        if (b->tok_off[id + 1] - off == n && memcmp(b->blob + off, s, n) == 0) return (int32_t)id;
-    }
-}
-
 /* ---- loading ------------------------------------------------------------------------------ */
-
-/* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes
- * are U+0100.. in byte order. Fills the inverse: code point (< 324) -> byte, -1 if none. */
-static void byte_level_inverse(int16_t inv[324])
-{
-    for (int i = 0; i < 324; i++) inv[i] = -1;
-    int k = 0;
-    for (int b = 0; b < 256; b++) {
-        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-        inv[printable ? b : 256 + k++] = (int16_t)b;
-    }
-}
-
-/* Converts byte-level unicode s[0..n) (UTF-8) to raw bytes in out (at most n bytes).
- * @return the byte count, or -1 when s holds a character outside the byte-level alphabet. */
-static long byte_level_decode(const int16_t inv[324], const char *s, size_t n, char *out)
-{
-    size_t i = 0, o = 0;
-    while (i < n) {
-        int k = utf8_seq_len(s + i, n - i);
-        if (k < 0) return -1;
-        const unsigned char *p = (const unsigned char *)s + i;
-        uint32_t cp = k == 1   ? p[0]
-                      : k == 2 ? (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F)
-                               : 0xFFFF;
-        if (cp >= 324 || inv[cp] < 0) return -1;
-        out[o++] = (char)inv[cp];
-        i += (size_t)k;
-    }
-    return (long)o;
-}
-
-static char *read_file(const char *path, size_t *len, err_t *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set_errno(e, "%s", path), NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (cap - n < 65536) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) {
-                err_set(e, "%s: out of memory", path);
-                goto fail;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) {
-        err_set(e, "%s: read error", path);
-        goto fail;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-fail:
-    fclose(f);
-    free(buf);
-    return NULL;
-}
-
-static int file_exists(const char *path) { return access(path, R_OK) == 0; }
-
-static int load_vocab(bpe_t *b, const char *path, const int16_t inv[324], err_t *e)
-{
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) return err_set(e, "%s:%d: %s", path, je.line, je.text);
-    int rc = ERR_FAIL;
-    if (!json_is_object(root)) {
-        err_set(e, "%s: not a JSON object", path);
-        goto out;
-    }
-    size_t n = json_object_size(root);
-    if (n < 256 || n > (1u << 24)) {
-        err_set(e, "%s: %zu tokens is not a vocabulary", path, n);
-        goto out;
-    }
-    b->n_vocab = (uint32_t)n;
-    uint32_t *len = calloc(n, sizeof *len);
-    b->tok_off = calloc(n + 1, sizeof *b->tok_off);
-    size_t blob_cap = 0;
-    const char *key;
-    json_t *val;
-    json_object_foreach (root, key, val) blob_cap += strlen(key);
-    b->blob = malloc(blob_cap + 1);
-    char *tmp = malloc(blob_cap + 1);
-    uint32_t *order = calloc(n, sizeof *order); /* id -> tmp offset */
-    if (!len || !b->tok_off || !b->blob || !tmp || !order) {
-        err_set(e, "%s: out of memory", path);
-        goto out2;
-    }
-    size_t t = 0;
-    json_object_foreach (root, key, val) {
-        json_int_t id = json_is_integer(val) ? json_integer_value(val) : -1;
-        if (id < 0 || (size_t)id >= n) {
-            err_set(e, "%s: token \"%.100s\": id must be an integer in 0..%zu", path, key, n - 1);
-            goto out2;
-        }
-        if (len[id] || order[id]) {
-            err_set(e, "%s: id %lld is given to two tokens", path, (long long)id);
-            goto out2;
-        }
-        long k = byte_level_decode(inv, key, strlen(key), tmp + t);
-        if (k <= 0) {
-            err_set(e, "%s: token \"%.100s\" is not byte-level unicode", path, key);
-            goto out2;
-        }
-        order[id] = (uint32_t)t + 1;
-        len[id] = (uint32_t)k;
-        t += (size_t)k;
-    }
-    uint32_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        b->tok_off[i] = off;
-        memcpy(b->blob + off, tmp + order[i] - 1, len[i]);
-        off += len[i];
-    }
-    b->tok_off[n] = off;
-    uint32_t slots = 1;
-    while (slots < 2 * n) slots <<= 1;
-    b->vocab_mask = slots - 1;
-    b->vocab_slots = calloc(slots, sizeof *b->vocab_slots);
-    if (!b->vocab_slots) {
-        err_set(e, "%s: out of memory", path);
-        goto out2;
-    }
-    for (uint32_t id = 0; id < n; id++) {
-        const char *s = b->blob + b->tok_off[id];
-        size_t k = b->tok_off[id + 1] - b->tok_off[id];
-        if (vocab_lookup(b, s, k) >= 0) {
-            err_set(e, "%s: two tokens have the same bytes (id %u)", path, id);
-            goto out2;
-        }
-        uint32_t i = (uint32_t)hash_bytes((const unsigned char *)s, k) & b->vocab_mask;
-        while (b->vocab_slots[i]) i = (i + 1) & b->vocab_mask;
-        b->vocab_slots[i] = id + 1;
-    }
-    for (int c = 0; c < 256; c++) {
-        char ch = (char)c;
-        int32_t id = vocab_lookup(b, &ch, 1);
-        if (id < 0) {
-            err_set(e, "%s: no token for byte 0x%02x", path, c);
-            goto out2;
-        }
-        b->byte_id[c] = (uint32_t)id;
-    }
-    rc = 0;
-out2:
-    free(len);
-    free(tmp);
-    free(order);
-out:
-    json_decref(root);
-    return rc;
-}
-
-/* Parses merges: an optional "#version" first line, then "A B" per line (byte-level unicode).
- * A pair listed twice keeps its later rank, as encoder.py's dict does. */
-static int load_merges(bpe_t *b, const char *path, const int16_t inv[324], err_t *e)
-{
-    size_t len;
-    char *text = read_file(path, &len, e);
-    if (!text) return ERR_FAIL;
-    int rc = ERR_FAIL;
-    size_t lines = 1;
-    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
-    b->merges = malloc(lines * sizeof *b->merges);
-    uint32_t slots = 1;
-    while (slots < 2 * lines) slots <<= 1;
-    b->merge_mask = slots - 1;
-    b->merge_keys = malloc(slots * sizeof *b->merge_keys);
-    b->merge_rank = malloc(slots * sizeof *b->merge_rank);
-    char *buf = malloc(len + 1);
-    if (!b->merges || !b->merge_keys || !b->merge_rank || !buf) {
-        err_set(e, "%s: out of memory", path);
-        goto out;
-    }
-    memset(b->merge_keys, 0xFF, slots * sizeof *b->merge_keys);
-    size_t lineno = 0;
-    for (char *p = text, *end = text + len; p < end;) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *le = nl ? nl : end;
-        lineno++;
-        char *line = p;
-        p = nl ? nl + 1 : end;
-        if (le > line && le[-1] == '\r') le--;
-        if (le == line) continue;
-        if (lineno == 1 && le - line >= 8 && memcmp(line, "#version", 8) == 0) continue;
-        char *sp = memchr(line, ' ', (size_t)(le - line));
-        if (!sp || sp == line || sp + 1 == le || memchr(sp + 1, ' ', (size_t)(le - sp - 1))) {
-            err_set(e, "%s:%zu: expected two tokens separated by one space", path, lineno);
-            goto out;
-        }
-        long ka = byte_level_decode(inv, line, (size_t)(sp - line), buf);
-        long kb = ka > 0 ? byte_level_decode(inv, sp + 1, (size_t)(le - sp - 1), buf + ka) : -1;
-        if (kb <= 0) {
-            err_set(e, "%s:%zu: not byte-level unicode", path, lineno);
-            goto out;
-        }
-        int32_t ia = vocab_lookup(b, buf, (size_t)ka), ib = vocab_lookup(b, buf + ka, (size_t)kb);
-        int32_t io = vocab_lookup(b, buf, (size_t)(ka + kb));
-        if (ia < 0 || ib < 0 || io < 0) {
-            err_set(e, "%s:%zu: %s is not in the vocabulary", path, lineno,
-                    ia < 0   ? "the first token"
-                    : ib < 0 ? "the second token"
-                             : "the merged token");
-            goto out;
-        }
-        uint32_t r = b->n_merges++;
-        b->merges[r] = (struct merge){(uint32_t)ia, (uint32_t)ib, (uint32_t)io};
-        uint64_t key = (uint64_t)ia << 32 | (uint32_t)ib;
-        uint32_t i = (uint32_t)mix64(key) & b->merge_mask;
-        while (b->merge_keys[i] != UINT64_MAX && b->merge_keys[i] != key)
-            i = (i + 1) & b->merge_mask;
-        b->merge_keys[i] = key;
-        b->merge_rank[i] = r;
-    }
-    if (b->n_merges == 0) {
-        err_set(e, "%s: no merges", path);
-        goto out;
-    }
-    rc = 0;
-out:
-    free(buf);
-    free(text);
-    return rc;
-}
 
 static int compile_regex(bpe_t *b, err_t *e)
 {
@@ -398,104 +100,50 @@ static int compile_regex(bpe_t *b, err_t *e)
 bpe_t *bpe_load(const char *dir, err_t *e)
 {
     bpe_t *b = calloc(1, sizeof *b);
-    size_t dl = strlen(dir);
-    char *vocab = malloc(dl + 16), *merges = malloc(dl + 16);
-    if (!b || !vocab || !merges) {
+    if (!b || !(b->dir = strdup(dir))) {
         err_set(e, "out of memory");
-        goto fail;
+        bpe_free(b);
+        return NULL;
     }
-    b->dir = strdup(dir);
-    sprintf(vocab, "%s/encoder.json", dir);
-    sprintf(merges, "%s/vocab.bpe", dir);
-    if (!file_exists(vocab)) {
-        sprintf(vocab, "%s/vocab.json", dir);
-        sprintf(merges, "%s/merges.txt", dir);
-        if (!file_exists(vocab)) {
-            err_set(e,
-                    "%s: no GPT-2 vocabulary here (encoder.json + vocab.bpe, or vocab.json + "
-                    "merges.txt)",
-                    dir);
-            goto fail;
-        }
+    if (bpevocab_load(&b->v, dir, e) < 0 || compile_regex(b, e) < 0) {
+        bpe_free(b);
+        return NULL;
     }
-    int16_t inv[324];
-    byte_level_inverse(inv);
-    if (!b->dir || load_vocab(b, vocab, inv, e) < 0 || load_merges(b, merges, inv, e) < 0 ||
-        compile_regex(b, e) < 0)
-        goto fail;
-    free(vocab);
-    free(merges);
     return b;
-fail:
-    free(vocab);
-    free(merges);
-    bpe_free(b);
-    return NULL;
 }
 
 bpe_t *bpe_load_default(err_t *e)
 {
-    const char *env = getenv("DLMKIT_VOCAB");
-    if (env && *env) {
-        bpe_t *b = bpe_load(env, e);
-        if (!b) err_prefix(e, "$DLMKIT_VOCAB");
-        return b;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return err_set_errno(e, "GPT-2 vocabulary: $DLMKIT_VOCAB is unset and "
-                                "/proc/self/exe cannot be read"),
-               NULL;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash) *slash = '\0';
-    static const char *const rel[] = {"data/gpt2", "share/dlmkit/gpt2"};
-    char cand[2][PATH_MAX + 32], probe[PATH_MAX + 64];
-    for (int i = 0; i < 2; i++) {
-        if (snprintf(cand[i], sizeof cand[i], "%s/../%s", exe, rel[i]) >= (int)sizeof cand[i])
-            return err_set(e, "GPT-2 vocabulary: path too long: %.200s", exe), NULL;
-        int here = snprintf(probe, sizeof probe, "%s/encoder.json", cand[i]) < (int)sizeof probe &&
-                   file_exists(probe);
-        if (!here)
-            here = snprintf(probe, sizeof probe, "%s/vocab.json", cand[i]) < (int)sizeof probe &&
-                   file_exists(probe);
-        if (here) return bpe_load(cand[i], e);
-    }
-    err_set(e,
-            "GPT-2 vocabulary not found: $DLMKIT_VOCAB is unset and neither %.200s nor %.200s "
-            "holds encoder.json + vocab.bpe; hint: run `make data` (or set DLMKIT_VOCAB)",
-            cand[0], cand[1]);
-    return NULL;
+    char buf[PATH_MAX + 32];
+    bool from_env;
+    const char *dir = bpevocab_default_dir(buf, sizeof buf, &from_env, e);
+    bpe_t *b = dir ? bpe_load(dir, e) : NULL;
+    if (!b && from_env) err_prefix(e, "$DLMKIT_VOCAB");
+    return b;
 }
 
 void bpe_free(bpe_t *b)
 {
     if (!b) return;
     free(b->dir);
-    free(b->tok_off);
-    free(b->blob);
-    free(b->vocab_slots);
-    free(b->merges);
-    free(b->merge_keys);
-    free(b->merge_rank);
+    bpevocab_free(&b->v);
     pcre2_code_free(b->re);
     free(b);
 }
 
-size_t bpe_vocab_size(const bpe_t *b) { return b->n_vocab; }
+size_t bpe_vocab_size(const bpe_t *b) { return b->v.n_vocab; }
 const char *bpe_dir(const bpe_t *b) { return b->dir; }
 
 int32_t bpe_token_id(const bpe_t *b, const char *text)
 {
-    return vocab_lookup(b, text, strlen(text));
+    return bpevocab_token_id(&b->v, text, strlen(text));
 }
 
 const char *bpe_token_bytes(const bpe_t *b, uint32_t id, size_t *len)
 {
-    if (id >= b->n_vocab) return NULL;
-    *len = b->tok_off[id + 1] - b->tok_off[id];
-    return b->blob + b->tok_off[id];
+    if (id >= b->v.n_vocab) return NULL;
+    *len = b->v.tok_off[id + 1] - b->v.tok_off[id];
+    return b->v.blob + b->v.tok_off[id];
 }
 
 /* ---- encoder state ------------------------------------------------------------------------ */
@@ -589,8 +237,8 @@ static inline void push_pair(bpe_enc_t *s, size_t *nh, uint32_t p, uint32_t n)
 {
     uint32_t q = s->next[p];
     if (q >= n) return;
-    uint32_t r = merge_lookup(s->bpe, s->sym[p], s->sym[q]);
-    if (r != NO_RANK) heap_push(s->heap, nh, (uint64_t)r << 32 | p);
+    uint32_t r = bpevocab_merge_rank(&s->bpe->v, s->sym[p], s->sym[q]);
+    if (r != BPEVOCAB_NO_RANK) heap_push(s->heap, nh, (uint64_t)r << 32 | p);
 }
 
 /* Sizes the merge scratch for words of n bytes. */
@@ -618,14 +266,14 @@ static void small_word(bpe_enc_t *s, const unsigned char *w, uint32_t n)
 {
     const bpe_t *b = s->bpe;
     uint32_t *sym = s->sym, *rank = s->next, *from = s->prev; /* scratch reused */
-    for (uint32_t i = 0; i < n; i++) sym[i] = b->byte_id[w[i]];
-    for (uint32_t i = 0; i + 1 < n; i++) rank[i] = merge_lookup(b, sym[i], sym[i + 1]);
+    for (uint32_t i = 0; i < n; i++) sym[i] = b->v.byte_id[w[i]];
+    for (uint32_t i = 0; i + 1 < n; i++) rank[i] = bpevocab_merge_rank(&b->v, sym[i], sym[i + 1]);
     while (n > 1) {
-        uint32_t best = NO_RANK;
+        uint32_t best = BPEVOCAB_NO_RANK;
         for (uint32_t i = 0; i + 1 < n; i++)
             if (rank[i] < best) best = rank[i];
-        if (best == NO_RANK) break;
-        uint32_t out = b->merges[best].out, k = 0;
+        if (best == BPEVOCAB_NO_RANK) break;
+        uint32_t out = b->v.merges[best].out, k = 0;
         /* Rebuild in place (k <= i): merge each occurrence left to right; from[k] is the old
          * index of an unchanged symbol, UINT32_MAX for a merged one. rank[i] == best exactly when
          * the pair at i is the best pair (one rank per pair). */
@@ -644,7 +292,7 @@ static void small_word(bpe_enc_t *s, const unsigned char *w, uint32_t n)
         for (uint32_t j = 0; j + 1 < k; j++)
             rank[j] = from[j] != UINT32_MAX && from[j + 1] != UINT32_MAX
                           ? rank[from[j]]
-                          : merge_lookup(b, sym[j], sym[j + 1]);
+                          : bpevocab_merge_rank(&b->v, sym[j], sym[j + 1]);
         n = k;
     }
     s->word = sym;
@@ -666,7 +314,7 @@ static int bpe_word(bpe_enc_t *s, const unsigned char *w, size_t len)
         return 0;
     }
     for (uint32_t i = 0; i < n; i++) {
-        s->sym[i] = b->byte_id[w[i]];
+        s->sym[i] = b->v.byte_id[w[i]];
         s->prev[i] = i - 1; /* UINT32_MAX for the first: no left neighbour */
         s->next[i] = i + 1;
     }
@@ -674,7 +322,7 @@ static int bpe_word(bpe_enc_t *s, const unsigned char *w, size_t len)
     for (uint32_t i = 0; i + 1 < n; i++) push_pair(s, &nh, i, n);
     while (nh) {
         uint32_t r = (uint32_t)(s->heap[0] >> 32);
-        const struct merge *m = &b->merges[r];
+        const struct bpevocab_merge *m = &b->v.merges[r];
         size_t np = 0;
         while (nh && (uint32_t)(s->heap[0] >> 32) == r) {
             uint32_t p = (uint32_t)heap_pop(s->heap, &nh);
@@ -714,15 +362,15 @@ static int reference_word(bpe_enc_t *s, const unsigned char *w, size_t n, struct
     } else {
         if (scratch_reserve(s, n) < 0) return ERR_FAIL;
         uint32_t *word = s->pend;
-        for (size_t i = 0; i < n; i++) word[i] = b->byte_id[w[i]];
+        for (size_t i = 0; i < n; i++) word[i] = b->v.byte_id[w[i]];
         for (;;) {
-            uint32_t best = NO_RANK;
+            uint32_t best = BPEVOCAB_NO_RANK;
             for (size_t i = 0; i + 1 < n; i++) {
-                uint32_t r = merge_lookup(b, word[i], word[i + 1]);
+                uint32_t r = bpevocab_merge_rank(&b->v, word[i], word[i + 1]);
                 if (r < best) best = r;
             }
-            if (best == NO_RANK) break;
-            const struct merge *m = &b->merges[best];
+            if (best == BPEVOCAB_NO_RANK) break;
+            const struct bpevocab_merge *m = &b->v.merges[best];
             size_t k = 0;
             for (size_t i = 0; i < n;) {
                 if (i + 1 < n && word[i] == m->a && word[i + 1] == m->b) {
@@ -760,8 +408,8 @@ static inline uint64_t word_head(const unsigned char *w, size_t n, size_t avail)
 
 static inline uint64_t cache_hash(const unsigned char *w, size_t n, uint64_t head)
 {
-    if (n <= 8) return mix64((head ^ (uint64_t)n << 59) * 0x9e3779b97f4a7c15ull);
-    return hash_bytes(w, n);
+    if (n <= 8) return bpevocab_mix64((head ^ (uint64_t)n << 59) * 0x9e3779b97f4a7c15ull);
+    return bpevocab_hash(w, n);
 }
 
 static void cache_clear(bpe_enc_t *s)
@@ -947,7 +595,7 @@ int bpe_encode(bpe_enc_t *s, const char *text, size_t len, struct bpe_ids *out, 
         if (end - i == 1) {
             if (out->n == out->cap && grow(&out->v, &out->cap, out->n + 1, sizeof *out->v) < 0)
                 goto oom;
-            out->v[out->n++] = b->byte_id[u[i]];
+            out->v[out->n++] = b->v.byte_id[u[i]];
         } else if ((s->reference ? reference_word(s, u + i, end - i, out)
                                  : encode_word(s, u + i, end - i, len - i, out)) < 0) {
             goto oom;
@@ -966,17 +614,17 @@ int bpe_decode(const bpe_t *b, const uint32_t *ids, size_t n, struct bpe_bytes *
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] >= b->n_vocab)
+        if (ids[i] >= b->v.n_vocab)
             return err_set(e, "token id %u at position %zu is out of range (vocabulary of %u)",
-                           ids[i], i, b->n_vocab);
-        total += b->tok_off[ids[i] + 1] - b->tok_off[ids[i]];
+                           ids[i], i, b->v.n_vocab);
+        total += b->v.tok_off[ids[i] + 1] - b->v.tok_off[ids[i]];
     }
     if (grow(&out->v, &out->cap, out->n + total + 1, 1) < 0)
         return err_set(e, "out of memory decoding %zu tokens", n);
     char *o = out->v + out->n;
     for (size_t i = 0; i < n; i++) {
-        uint32_t a = b->tok_off[ids[i]], k = b->tok_off[ids[i] + 1] - a;
-        memcpy(o, b->blob + a, k);
+        uint32_t a = b->v.tok_off[ids[i]], k = b->v.tok_off[ids[i] + 1] - a;
+        memcpy(o, b->v.blob + a, k);
         o += k;
     }
     *o = '\0';

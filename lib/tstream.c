@@ -1,10 +1,9 @@
 /* tstream: msgpack token streams (see tstream.h; the format is docs/stream.md).
  *
- * Encoding goes through msgpack-c's packer. Decoding uses the small bounded decoder below rather
- * than msgpack-c's unpacker, which allocates an array from its claimed length before the bytes
- * arrive (5 bytes of input can ask for gigabytes), builds a 24-byte object per token, and reports
- * no byte offsets. A value is first scanned until it is complete (chunk by chunk, never reading
- * past it), then parsed in place; tokens go straight into the record's reused uint32 array. */
+ * Encoding goes through msgpack-c's packer. Decoding goes through mpack (mpack.h), a bounded
+ * decoder: a value is first scanned until it is complete (chunk by chunk, never reading past it),
+ * then parsed in place; tokens go straight into the record's reused uint32 array. The JSON view
+ * of a record is in tsjson.c. */
 #include "tstream.h"
 
 #include <errno.h>
@@ -16,8 +15,12 @@
 
 #include <msgpack.h>
 
+#include "mpack.h"
+
 #define READ_MAX ((size_t)1 << 20) /* largest single fread */
 #define BUF_INIT ((size_t)1 << 16)
+
+_Static_assert(TS_MAX_DEPTH == MPACK_MAX_DEPTH, "mpack_value_size() must check TS_MAX_DEPTH");
 
 /* Grows an array of elem-sized items to hold need; returns the (maybe moved) array, NULL when out
  * of memory (p is then untouched). */
@@ -58,180 +61,6 @@ static const char *show(char *dst, size_t cap, const uint8_t *s, size_t n)
     if (lim < n) memcpy(dst + k, "...", 3), k += 3;
     dst[k] = '\0';
     return dst;
-}
-
-/* ---- the decoder: one msgpack item at a time ------------------------------------------------ */
-
-enum mp_type {
-    MP_NIL,
-    MP_BOOL,
-    MP_UINT,
-    MP_INT,
-    MP_F32,
-    MP_F64,
-    MP_STR,
-    MP_BIN,
-    MP_ARRAY,
-    MP_MAP,
-    MP_EXT
-};
-static const char *const mp_name[] = {"nil", "bool", "uint",  "negative int", "float32", "float64",
-                                      "str", "bin",  "array", "map",          "ext"};
-
-typedef struct mp_item {
-    enum mp_type type;
-    uint64_t u;         /* UINT value (any non-negative int); STR/BIN/EXT length; ARRAY/MAP count */
-    int64_t i;          /* INT value (negative) */
-    double f;           /* F32/F64 */
-    bool b;             /* BOOL */
-    int8_t ext;         /* EXT type */
-    const uint8_t *ptr; /* STR/BIN/EXT payload */
-} mp_item;
-
-#define MP_BAD UINT64_MAX
-
-static uint64_t load_be(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned k = 0; k < n; k++) v = v << 8 | p[k];
-    return v;
-}
-
-/* Bytes after the type byte that hold a length or value, for type bytes 0xc4..0xdf. */
-static const uint8_t mp_nbytes[28] = {1, 2, 4, 1, 2, 4, 4, 8, 1, 2, 4, 8, 1, 2,
-                                      4, 8, 0, 0, 0, 0, 0, 1, 2, 4, 2, 4, 2, 4};
-
-/* Decodes the item at p (avail bytes): @return its size (for ARRAY/MAP the header only), 0 when
- * avail is too short (*want = bytes needed, > avail), MP_BAD for the never-used byte 0xc1. */
-static uint64_t mp_decode(const uint8_t *p, size_t avail, mp_item *it, uint64_t *want)
-{
-    if (avail == 0) return *want = 1, 0;
-    uint8_t c = p[0];
-    uint64_t hs = 1, len;
-    if (c <= 0x7f) return it->type = MP_UINT, it->u = c, 1;
-    if (c >= 0xe0) return it->type = MP_INT, it->i = (int64_t)c - 256, 1;
-    if (c <= 0x8f) return it->type = MP_MAP, it->u = c & 0x0f, 1;
-    if (c <= 0x9f) return it->type = MP_ARRAY, it->u = c & 0x0f, 1;
-    if (c <= 0xbf) {
-        it->type = MP_STR;
-        len = c & 0x1f;
-    } else if (c <= 0xc3) {
-        if (c == 0xc1) return MP_BAD;
-        if (c == 0xc0) return it->type = MP_NIL, 1;
-        return it->type = MP_BOOL, it->b = c == 0xc3, 1;
-    } else {
-        unsigned n = mp_nbytes[c - 0xc4];
-        hs = 1 + n + ((c >= 0xc7 && c <= 0xc9) || (c >= 0xd4 && c <= 0xd8));
-        if (avail < hs) return *want = hs, 0;
-        uint64_t v = load_be(p + 1, n);
-        if (c <= 0xc6) {
-            it->type = MP_BIN;
-            len = v;
-        } else if (c <= 0xc9) {
-            it->type = MP_EXT;
-            it->ext = (int8_t)((int)p[1 + n] - (p[1 + n] >= 0x80 ? 256 : 0));
-            len = v;
-        } else if (c == 0xca) {
-            uint32_t b = (uint32_t)v;
-            float f;
-            memcpy(&f, &b, 4);
-            return it->type = MP_F32, it->f = f, hs;
-        } else if (c == 0xcb) {
-            double d;
-            memcpy(&d, &v, 8);
-            return it->type = MP_F64, it->f = d, hs;
-        } else if (c <= 0xcf) {
-            return it->type = MP_UINT, it->u = v, hs;
-        } else if (c <= 0xd3) {
-            /* sign-extend the n-byte two's complement value without implementation-defined casts */
-            uint64_t sign = (uint64_t)1 << (8 * n - 1);
-            int64_t s = (v & sign) ? -(int64_t)(~v & (sign - 1)) - 1 : (int64_t)v;
-            if (s >= 0) return it->type = MP_UINT, it->u = (uint64_t)s, hs;
-            return it->type = MP_INT, it->i = s, hs;
-        } else if (c <= 0xd8) {
-            it->type = MP_EXT;
-            it->ext = (int8_t)((int)p[1] - (p[1] >= 0x80 ? 256 : 0));
-            len = (uint64_t)1 << (c - 0xd4);
-        } else if (c <= 0xdb) {
-            it->type = MP_STR;
-            len = v;
-        } else {
-            it->type = c <= 0xdd ? MP_ARRAY : MP_MAP;
-            return it->u = v, hs;
-        }
-    }
-    it->u = len;
-    if (avail - hs < len) return *want = hs + len, 0;
-    it->ptr = p + hs;
-    return hs + len;
-}
-
-/* ---- the scanner: is a whole value there yet? ------------------------------------------------ */
-
-typedef struct scan {
-    uint64_t off;     /* bytes of the value scanned so far */
-    uint64_t pending; /* items still to read, all levels together */
-    int depth, max_depth;
-    uint64_t rem[TS_MAX_DEPTH + 1]; /* items left per level */
-} scan_t;
-
-enum { SCAN_DONE, SCAN_MORE, SCAN_BAD, SCAN_DEEP };
-
-/* max_depth: levels of arrays/maps the value may nest (TS_MAX_DEPTH for a top-level value). */
-static void scan_start(scan_t *s, int max_depth)
-{
-    s->max_depth = max_depth;
-    s->off = 0;
-    s->pending = 1;
-    s->depth = 0;
-    s->rem[0] = 1;
-}
-
-/* Continues over p[0..avail), the value's bytes so far. SCAN_DONE: the value is s->off bytes.
- * SCAN_MORE: *need is a lower bound on the bytes still missing (reading that many never reads
- * past the value). SCAN_BAD/SCAN_DEEP: malformed or too deep at p + s->off. */
-static int scan_step(scan_t *s, const uint8_t *p, size_t avail, uint64_t *need)
-{
-    while (s->pending) {
-        mp_item it = {0};
-        uint64_t want, n = mp_decode(p + s->off, avail - s->off, &it, &want);
-        if (n == MP_BAD) return SCAN_BAD;
-        if (n == 0) {
-            *need = (want - (avail - s->off)) + (s->pending - 1);
-            return SCAN_MORE;
-        }
-        if (it.type == MP_ARRAY || it.type == MP_MAP) {
-            if (s->depth + 1 > s->max_depth) return SCAN_DEEP;
-            s->off += n;
-            s->rem[s->depth]--;
-            s->pending--;
-            uint64_t k = it.type == MP_MAP ? 2 * it.u : it.u;
-            if (k) s->rem[++s->depth] = k, s->pending += k;
-        } else {
-            s->off += n;
-            s->rem[s->depth]--;
-            s->pending--;
-        }
-        while (s->depth > 0 && s->rem[s->depth] == 0) s->depth--;
-    }
-    return SCAN_DONE;
-}
-
-/* Size of the complete value at p, 0 if it is not one complete value within avail. */
-static uint64_t value_size(const uint8_t *p, size_t avail)
-{
-    scan_t s;
-    uint64_t need;
-    scan_start(&s, TS_MAX_DEPTH);
-    return scan_step(&s, p, avail, &need) == SCAN_DONE ? s.off : 0;
-}
-
-static enum mp_type type_of_byte(uint8_t c)
-{
-    mp_item it = {0};
-    uint64_t want;
-    uint8_t pad[24] = {c}; /* zero lengths: every item is complete within 24 bytes */
-    return mp_decode(pad, sizeof pad, &it, &want) == MP_BAD ? MP_NIL : it.type;
 }
 
 /* ---- header ---------------------------------------------------------------------------------- */
@@ -338,7 +167,7 @@ struct ts_reader {
     uint64_t base;        /* stream offset of data[0] */
     bool eof, at_end, failed;
     err_t err; /* the sticky error */
-    scan_t scan;
+    struct mpack_scan scan;
     ts_header hdr, later;
     uint64_t n_records, last_id;
     pair_t *pairs;
@@ -394,21 +223,21 @@ static int fill(ts_reader_t *rd, uint64_t need)
  * or ERR_FAIL. */
 static int next_value(ts_reader_t *rd, size_t *n)
 {
-    scan_start(&rd->scan, TS_MAX_DEPTH);
+    mpack_scan_start(&rd->scan, TS_MAX_DEPTH);
     for (;;) {
         const uint8_t *p = rd->data + rd->pos;
         size_t avail = rd->len - rd->pos;
         uint64_t at = rd->base + rd->pos, need = 1;
-        if (avail > 0 && rd->scan.off == 0 && p[0] != 0xc1 && type_of_byte(p[0]) != MP_MAP)
+        if (avail > 0 && rd->scan.off == 0 && p[0] != 0xc1 && mpack_type_of_byte(p[0]) != MPACK_MAP)
             return rd_fail(rd, at,
                            "top-level value is not a map (got %s); a token stream"
                            " is a sequence of msgpack maps",
-                           mp_name[type_of_byte(p[0])]);
-        int st = scan_step(&rd->scan, p, avail, &need);
-        if (st == SCAN_DONE) return *n = rd->scan.off, 0;
-        if (st == SCAN_BAD)
+                           mpack_type_name(mpack_type_of_byte(p[0])));
+        int st = mpack_scan_step(&rd->scan, p, avail, &need);
+        if (st == MPACK_SCAN_DONE) return *n = rd->scan.off, 0;
+        if (st == MPACK_SCAN_BAD)
             return rd_fail(rd, at + rd->scan.off, "malformed msgpack (invalid byte 0xc1)");
-        if (st == SCAN_DEEP)
+        if (st == MPACK_SCAN_DEEP)
             return rd_fail(rd, at + rd->scan.off, "value nested deeper than %d levels",
                            TS_MAX_DEPTH);
         int rc = fill(rd, need);
@@ -435,10 +264,10 @@ static int cmp_pair(const void *a, const void *b)
 
 /* Splits the complete map v into rd->pairs. @return -1, or the index of the first key that is not
  * a str (collection stops there; *bad_type is its type). */
-static long collect_pairs(ts_reader_t *rd, const uint8_t *v, size_t vlen, enum mp_type *bad_type)
+static long collect_pairs(ts_reader_t *rd, const uint8_t *v, size_t vlen, enum mpack_type *bad_type)
 {
-    mp_item it = {0};
-    uint64_t want, off = mp_decode(v, vlen, &it, &want);
+    struct mpack_item it = {0};
+    uint64_t want, off = mpack_decode(v, vlen, &it, &want);
     uint64_t n = it.u;
     rd->n_pairs = 0;
     pair_t *q = grow(rd->pairs, &rd->pairs_cap, (size_t)n, sizeof *q);
@@ -446,13 +275,13 @@ static long collect_pairs(ts_reader_t *rd, const uint8_t *v, size_t vlen, enum m
     rd->pairs = q;
     for (uint64_t k = 0; k < n; k++) {
         pair_t *pr = &rd->pairs[k];
-        uint64_t ks = mp_decode(v + off, vlen - off, &it, &want);
-        if (it.type != MP_STR) return *bad_type = it.type, (long)k;
+        uint64_t ks = mpack_decode(v + off, vlen - off, &it, &want);
+        if (it.type != MPACK_STR) return *bad_type = it.type, (long)k;
         pr->key = it.ptr;
         pr->klen = it.u;
         pr->start = off;
         pr->val = off + ks;
-        pr->end = pr->val + value_size(v + pr->val, vlen - pr->val);
+        pr->end = pr->val + mpack_value_size(v + pr->val, vlen - pr->val);
         off = pr->end;
         rd->n_pairs++;
     }
@@ -482,11 +311,11 @@ static const pair_t *find_duplicate(ts_reader_t *rd, int *oom)
     return NULL;
 }
 
-static mp_item item_at(const uint8_t *v, size_t vlen, const pair_t *pr)
+static struct mpack_item item_at(const uint8_t *v, size_t vlen, const pair_t *pr)
 {
-    mp_item it = {0};
+    struct mpack_item it = {0};
     uint64_t want;
-    mp_decode(v + pr->val, vlen - pr->val, &it, &want);
+    mpack_decode(v + pr->val, vlen - pr->val, &it, &want);
     return it;
 }
 
@@ -506,54 +335,57 @@ static int parse_header(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
     if (dup)
         return rd_fail(rd, at, "header: duplicate key \"%s\"",
                        show(a, sizeof a, dup->key, dup->klen));
-    mp_item it = item_at(v, vlen, find_pair(rd, "magic"));
-    if (it.type != MP_STR || it.u != strlen(TS_MAGIC) || memcmp(it.ptr, TS_MAGIC, it.u) != 0)
+    struct mpack_item it = item_at(v, vlen, find_pair(rd, "magic"));
+    if (it.type != MPACK_STR || it.u != strlen(TS_MAGIC) || memcmp(it.ptr, TS_MAGIC, it.u) != 0)
         return rd_fail(rd, at, "bad magic \"%s\" (expected \"%s\")" HINT_NOT_STREAM,
-                       it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type],
+                       it.type == MPACK_STR ? show(a, sizeof a, it.ptr, it.u)
+                                            : mpack_type_name(it.type),
                        TS_MAGIC);
     static const char *const need[] = {"format_version", "kind", "tokenizer",
                                        "vocab_size",     "eot",  "provenance"};
     for (size_t k = 0; k < sizeof need / sizeof *need; k++)
         if (!find_pair(rd, need[k])) return rd_fail(rd, at, "header has no \"%s\" field", need[k]);
     it = item_at(v, vlen, find_pair(rd, "format_version"));
-    if (it.type != MP_UINT || it.u != TS_FORMAT_VERSION) {
-        if (it.type == MP_UINT) snprintf(a, sizeof a, "%" PRIu64, it.u);
+    if (it.type != MPACK_UINT || it.u != TS_FORMAT_VERSION) {
+        if (it.type == MPACK_UINT) snprintf(a, sizeof a, "%" PRIu64, it.u);
         return rd_fail(rd, at,
                        "unsupported format_version %s (this dlmkit reads version %d)"
                        "\nhint: regenerate the stream with this dlmkit, or read it with "
                        "the dlmkit version that wrote it",
-                       it.type == MP_UINT ? a : mp_name[it.type], TS_FORMAT_VERSION);
+                       it.type == MPACK_UINT ? a : mpack_type_name(it.type), TS_FORMAT_VERSION);
     }
     it = item_at(v, vlen, find_pair(rd, "kind"));
-    if (it.type != MP_STR || it.u != strlen(TS_KIND) || memcmp(it.ptr, TS_KIND, it.u) != 0)
+    if (it.type != MPACK_STR || it.u != strlen(TS_KIND) || memcmp(it.ptr, TS_KIND, it.u) != 0)
         return rd_fail(rd, at, "unsupported kind \"%s\" (expected \"%s\")",
-                       it.type == MP_STR ? show(a, sizeof a, it.ptr, it.u) : mp_name[it.type],
+                       it.type == MPACK_STR ? show(a, sizeof a, it.ptr, it.u)
+                                            : mpack_type_name(it.type),
                        TS_KIND);
-    mp_item tok = item_at(v, vlen, find_pair(rd, "tokenizer"));
-    if (tok.type != MP_STR || tok.u == 0 || memchr(tok.ptr, 0, tok.u))
+    struct mpack_item tok = item_at(v, vlen, find_pair(rd, "tokenizer"));
+    if (tok.type != MPACK_STR || tok.u == 0 || memchr(tok.ptr, 0, tok.u))
         return rd_fail(rd, at, "header: tokenizer is not a non-empty string");
-    mp_item vs = item_at(v, vlen, find_pair(rd, "vocab_size"));
-    if (vs.type != MP_UINT || vs.u == 0 || vs.u > ((uint64_t)1 << 32))
+    struct mpack_item vs = item_at(v, vlen, find_pair(rd, "vocab_size"));
+    if (vs.type != MPACK_UINT || vs.u == 0 || vs.u > ((uint64_t)1 << 32))
         return rd_fail(rd, at, "header: vocab_size is not an integer in 1..2^32");
-    mp_item eot = item_at(v, vlen, find_pair(rd, "eot"));
-    if (!((eot.type == MP_UINT && eot.u < vs.u) || (eot.type == MP_INT && eot.i == -1)))
+    struct mpack_item eot = item_at(v, vlen, find_pair(rd, "eot"));
+    if (!((eot.type == MPACK_UINT && eot.u < vs.u) || (eot.type == MPACK_INT && eot.i == -1)))
         return rd_fail(rd, at, "header: eot is not -1 or a token id below vocab_size %" PRIu64,
                        vs.u);
     pr = find_pair(rd, "provenance");
-    mp_item pv = item_at(v, vlen, pr);
-    if (pv.type != MP_ARRAY)
-        return rd_fail(rd, at, "header: provenance is not an array (got %s)", mp_name[pv.type]);
-    uint64_t want, off = pr->val + mp_decode(v + pr->val, vlen - pr->val, &pv, &want);
+    struct mpack_item pv = item_at(v, vlen, pr);
+    if (pv.type != MPACK_ARRAY)
+        return rd_fail(rd, at, "header: provenance is not an array (got %s)",
+                       mpack_type_name(pv.type));
+    uint64_t want, off = pr->val + mpack_decode(v + pr->val, vlen - pr->val, &pv, &want);
     size_t prov_start = off;
     for (uint64_t k = 0; k < pv.u; k++) {
-        if (type_of_byte(v[off]) != MP_MAP)
+        if (mpack_type_of_byte(v[off]) != MPACK_MAP)
             return rd_fail(rd, at, "header: provenance entry %" PRIu64 " is not a map", k);
-        off += value_size(v + off, vlen - off);
+        off += mpack_value_size(v + off, vlen - off);
     }
 
     ts_header_free(h);
     h->vocab_size = vs.u;
-    h->eot = eot.type == MP_INT ? -1 : (int64_t)eot.u;
+    h->eot = eot.type == MPACK_INT ? -1 : (int64_t)eot.u;
     h->n_provenance = pv.u;
     size_t xcap = 0;
     sink_t xs = {&h->extra, &h->extra_len, &xcap};
@@ -577,24 +409,24 @@ static int parse_header(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
 
 /* Parses the record map v (pairs already collected) into r. */
 static int parse_record(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t at, long bad_key,
-                        enum mp_type bad_type, ts_record *r)
+                        enum mpack_type bad_type, ts_record *r)
 {
     err_t *e = &rd->err;
     const char *nm = rd->name;
     char who[48] = "record", a[48];
     const pair_t *idp = find_pair(rd, "id"), *tp = find_pair(rd, "tokens");
     if (idp) {
-        mp_item it = item_at(v, vlen, idp);
-        if (it.type == MP_INT) return rd_fail(rd, at, "record id %" PRId64 " is negative", it.i);
-        if (it.type != MP_UINT)
+        struct mpack_item it = item_at(v, vlen, idp);
+        if (it.type == MPACK_INT) return rd_fail(rd, at, "record id %" PRId64 " is negative", it.i);
+        if (it.type != MPACK_UINT)
             return rd_fail(rd, at, "record id is not a non-negative integer (got %s)",
-                           mp_name[it.type]);
+                           mpack_type_name(it.type));
         r->id = it.u;
         snprintf(who, sizeof who, "record %" PRIu64, it.u);
     }
     if (bad_key >= 0)
         return rd_fail(rd, at, "%s: key %ld is not a string (got %s)", who, bad_key,
-                       mp_name[bad_type]);
+                       mpack_type_name(bad_type));
     if (!idp) return rd_fail(rd, at, "record has no \"id\" field");
     int oom;
     const pair_t *dup = find_duplicate(rd, &oom);
@@ -604,10 +436,11 @@ static int parse_record(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
                        show(a, sizeof a, dup->key, dup->klen));
     if (!tp) return rd_fail(rd, at, "%s has no \"tokens\" field", who);
 
-    mp_item it = {0};
-    uint64_t want, off = tp->val + mp_decode(v + tp->val, vlen - tp->val, &it, &want);
-    if (it.type != MP_ARRAY)
-        return rd_fail(rd, at, "%s: tokens is not an array (got %s)", who, mp_name[it.type]);
+    struct mpack_item it = {0};
+    uint64_t want, off = tp->val + mpack_decode(v + tp->val, vlen - tp->val, &it, &want);
+    if (it.type != MPACK_ARRAY)
+        return rd_fail(rd, at, "%s: tokens is not an array (got %s)", who,
+                       mpack_type_name(it.type));
     if (!ts_record_resize(r, (size_t)it.u, e)) return ERR_FAIL;
     const uint64_t vocab = rd->hdr.vocab_size;
     uint32_t *t = r->tokens;
@@ -616,15 +449,15 @@ static int parse_record(ts_reader_t *rd, const uint8_t *v, size_t vlen, uint64_t
         if (v[off] < 0x80) {
             x = v[off++];
         } else {
-            off += mp_decode(v + off, vlen - off, &it, &want);
-            if (it.type == MP_INT)
+            off += mpack_decode(v + off, vlen - off, &it, &want);
+            if (it.type == MPACK_INT)
                 return rd_fail(rd, at, "%s: token %" PRId64 " at position %zu is negative", who,
                                it.i, k);
-            if (it.type != MP_UINT)
+            if (it.type != MPACK_UINT)
                 return rd_fail(rd, at,
                                "%s: tokens is not an array of non-negative integers "
                                "(position %zu holds a %s)",
-                               who, k, mp_name[it.type]);
+                               who, k, mpack_type_name(it.type));
             x = it.u;
         }
         if (x >= vocab)
@@ -658,13 +491,13 @@ static int read_value(ts_reader_t *rd, ts_record *r)
         const uint8_t *v = rd->data + rd->pos;
         uint64_t at = rd->base + rd->pos;
         rd->pos += n;
-        enum mp_type bad_type = MP_NIL;
+        enum mpack_type bad_type = MPACK_NIL;
         long bad = collect_pairs(rd, v, n, &bad_type);
         if (bad == -2) return err_set(&rd->err, "%s: out of memory", rd->name);
         bool is_header = find_pair(rd, "magic") != NULL;
         if (is_header && bad >= 0)
             return rd_fail(rd, at, "header: key %ld is not a string (got %s)", bad,
-                           mp_name[bad_type]);
+                           mpack_type_name(bad_type));
         if (!r) {
             if (!is_header)
                 return rd_fail(rd, at,
@@ -894,10 +727,10 @@ int ts_record_next_field(const ts_record *r, size_t *pos, const char **key, size
                          const uint8_t **val, size_t *vlen)
 {
     if (*pos >= r->fields_len) return ERR_EOF;
-    mp_item it = {0};
-    uint64_t want, off = *pos, ks = mp_decode(r->fields + off, r->fields_len - off, &it, &want);
-    uint64_t vs = ks && ks != MP_BAD && it.type == MP_STR
-                      ? value_size(r->fields + off + ks, r->fields_len - off - ks)
+    struct mpack_item it = {0};
+    uint64_t want, off = *pos, ks = mpack_decode(r->fields + off, r->fields_len - off, &it, &want);
+    uint64_t vs = ks && ks != MPACK_BAD && it.type == MPACK_STR
+                      ? mpack_value_size(r->fields + off + ks, r->fields_len - off - ks)
                       : 0;
     if (vs == 0) return ERR_EOF; /* cannot happen: fields are checked when stored */
     *key = (const char *)it.ptr;
@@ -1003,61 +836,62 @@ int ts_record_set_f64_array(ts_record *r, const char *key, const double *v, size
 }
 int ts_record_set_raw(ts_record *r, const char *key, const void *packed, size_t len, err_t *e)
 {
-    scan_t sc;
+    struct mpack_scan sc;
     uint64_t need;
-    scan_start(&sc, TS_MAX_DEPTH - 1); /* the value sits inside the record's map */
-    int st = scan_step(&sc, packed, len, &need);
-    if (st != SCAN_DONE || sc.off != len)
+    mpack_scan_start(&sc, TS_MAX_DEPTH - 1); /* the value sits inside the record's map */
+    int st = mpack_scan_step(&sc, packed, len, &need);
+    if (st != MPACK_SCAN_DONE || sc.off != len)
         return err_set(e, "field \"%s\": %s", key ? key : "(null)",
-                       st == SCAN_DEEP ? "value nested too deeply"
-                                       : "not exactly one well-formed msgpack value");
+                       st == MPACK_SCAN_DEEP ? "value nested too deeply"
+                                             : "not exactly one well-formed msgpack value");
     FIELD_SET(r, key, e, rc_ = sink_write(&s_, packed, len));
 }
 
 /* Finds key and decodes its value's first item. @return 0 found, -1 absent. */
-static int field_item(const ts_record *r, const char *key, mp_item *it, size_t *val, size_t *end)
+static int field_item(const ts_record *r, const char *key, struct mpack_item *it, size_t *val,
+                      size_t *end)
 {
     size_t s;
     uint64_t want;
     if (!field_find(r, key, &s, val, end)) return ERR_EOF;
-    mp_decode(r->fields + *val, *end - *val, it, &want);
+    mpack_decode(r->fields + *val, *end - *val, it, &want);
     return 0;
 }
 
-static int wrong_type(const ts_record *r, const char *key, enum mp_type got, const char *expected,
-                      err_t *e)
+static int wrong_type(const ts_record *r, const char *key, enum mpack_type got,
+                      const char *expected, err_t *e)
 {
-    return err_set(e, "record %" PRIu64 ": field \"%s\" is a %s, not %s", r->id, key, mp_name[got],
-                   expected);
+    return err_set(e, "record %" PRIu64 ": field \"%s\" is a %s, not %s", r->id, key,
+                   mpack_type_name(got), expected);
 }
 
 int ts_record_get_f64(const ts_record *r, const char *key, double *out, err_t *e)
 {
-    mp_item it = {0};
+    struct mpack_item it = {0};
     size_t v, end;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
-    if (it.type == MP_UINT) return *out = (double)it.u, 0;
-    if (it.type == MP_INT) return *out = (double)it.i, 0;
-    if (it.type == MP_F32 || it.type == MP_F64) return *out = it.f, 0;
+    if (it.type == MPACK_UINT) return *out = (double)it.u, 0;
+    if (it.type == MPACK_INT) return *out = (double)it.i, 0;
+    if (it.type == MPACK_F32 || it.type == MPACK_F64) return *out = it.f, 0;
     return wrong_type(r, key, it.type, "a number", e);
 }
 
 int ts_record_get_i64(const ts_record *r, const char *key, int64_t *out, err_t *e)
 {
-    mp_item it = {0};
+    struct mpack_item it = {0};
     size_t v, end;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
-    if (it.type == MP_UINT && it.u <= INT64_MAX) return *out = (int64_t)it.u, 0;
-    if (it.type == MP_INT) return *out = it.i, 0;
+    if (it.type == MPACK_UINT && it.u <= INT64_MAX) return *out = (int64_t)it.u, 0;
+    if (it.type == MPACK_INT) return *out = it.i, 0;
     return wrong_type(r, key, it.type, "an integer in int64 range", e);
 }
 
 int ts_record_get_str(const ts_record *r, const char *key, const char **s, size_t *len, err_t *e)
 {
-    mp_item it = {0};
+    struct mpack_item it = {0};
     size_t v, end;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
-    if (it.type != MP_STR) return wrong_type(r, key, it.type, "a str", e);
+    if (it.type != MPACK_STR) return wrong_type(r, key, it.type, "a str", e);
     *s = (const char *)it.ptr;
     *len = it.u;
     return 0;
@@ -1065,7 +899,7 @@ int ts_record_get_str(const ts_record *r, const char *key, const char **s, size_
 
 int ts_record_get_raw(const ts_record *r, const char *key, const uint8_t **packed, size_t *len)
 {
-    mp_item it = {0};
+    struct mpack_item it = {0};
     size_t v, end;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
     *packed = r->fields + v;
@@ -1076,235 +910,24 @@ int ts_record_get_raw(const ts_record *r, const char *key, const uint8_t **packe
 long long ts_record_get_f64_array(const ts_record *r, const char *key, double *buf, size_t cap,
                                   err_t *e)
 {
-    mp_item it = {0};
+    struct mpack_item it = {0};
     size_t v, end;
     uint64_t want;
     if (field_item(r, key, &it, &v, &end) < 0) return ERR_EOF;
-    if (it.type != MP_ARRAY) return wrong_type(r, key, it.type, "an array of numbers", e);
-    uint64_t n = it.u, off = v + mp_decode(r->fields + v, end - v, &it, &want);
+    if (it.type != MPACK_ARRAY) return wrong_type(r, key, it.type, "an array of numbers", e);
+    uint64_t n = it.u, off = v + mpack_decode(r->fields + v, end - v, &it, &want);
     for (uint64_t k = 0; k < n; k++) {
-        off += mp_decode(r->fields + off, end - off, &it, &want);
-        if (it.type != MP_UINT && it.type != MP_INT && it.type != MP_F32 && it.type != MP_F64)
+        off += mpack_decode(r->fields + off, end - off, &it, &want);
+        if (it.type != MPACK_UINT && it.type != MPACK_INT && it.type != MPACK_F32 &&
+            it.type != MPACK_F64)
             return err_set(e,
                            "record %" PRIu64 ": field \"%s\": element %" PRIu64 " is a %s, not a "
                            "number",
-                           r->id, key, k, mp_name[it.type]);
+                           r->id, key, k, mpack_type_name(it.type));
         if (k < cap)
-            buf[k] = it.type == MP_UINT ? (double)it.u : it.type == MP_INT ? (double)it.i : it.f;
+            buf[k] = it.type == MPACK_UINT  ? (double)it.u
+                     : it.type == MPACK_INT ? (double)it.i
+                                            : it.f;
     }
     return (long long)n;
-}
-
-/* ---- JSON ------------------------------------------------------------------------------------ */
-
-/* JSON output to a FILE through a staging buffer. */
-typedef struct jout {
-    FILE *fp;
-    uint8_t *p;
-    size_t len, cap;
-    bool fail;
-} jout;
-
-static void jput(jout *o, const void *s, size_t n)
-{
-    if (o->len + n > o->cap) {
-        if (o->len && fwrite(o->p, 1, o->len, o->fp) != o->len) o->fail = true;
-        o->len = 0;
-        if (n > o->cap) {
-            if (fwrite(s, 1, n, o->fp) != n) o->fail = true;
-            return;
-        }
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-}
-
-#define JLIT(o, s) jput(o, s, sizeof s - 1)
-
-static void json_uint(jout *o, uint64_t v)
-{
-    char s[24], *q = s + sizeof s;
-    do *--q = (char)('0' + v % 10);
-    while (v /= 10);
-    jput(o, q, (size_t)(s + sizeof s - q));
-}
-
-/* Shortest %.Ng that reads back as the same value; NaN and infinities become null. */
-static void json_float(jout *o, double v, bool single)
-{
-    char s[40] = "null";
-    if (!isfinite(v)) {
-        jput(o, s, 4);
-        return;
-    }
-    for (int prec = single ? 6 : 15;; prec++) {
-        snprintf(s, sizeof s, "%.*g", prec, v);
-        if (prec >= (single ? 9 : 17) ||
-            (single ? strtof(s, NULL) == (float)v : strtod(s, NULL) == v))
-            break;
-    }
-    jput(o, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if the bytes there are not one. */
-static size_t utf8_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0], lo = 0x80, hi = 0xbf;
-    size_t len;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-    else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t k = 2; k < len; k++)
-        if (s[k] < 0x80 || s[k] > 0xbf) return 0;
-    return len;
-}
-
-static void json_str(jout *o, const uint8_t *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    JLIT(o, "\"");
-    size_t run = 0; /* start of the pending run of bytes copied as they are */
-    for (size_t k = 0; k < n;) {
-        uint8_t c = s[k];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            k++;
-            continue;
-        }
-        size_t len = c >= 0x80 ? utf8_len(s + k, n - k) : 0;
-        if (len) {
-            k += len;
-            continue;
-        }
-        jput(o, s + run, k - run);
-        if (c == '"')
-            JLIT(o, "\\\"");
-        else if (c == '\\')
-            JLIT(o, "\\\\");
-        else if (c < 0x20)
-            jput(o, (char[]){'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]}, 6);
-        else
-            JLIT(o, "\\ufffd");
-        run = ++k;
-    }
-    jput(o, s + run, n - run);
-    JLIT(o, "\"");
-}
-
-static void json_base64(jout *o, const uint8_t *s, size_t n)
-{
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    JLIT(o, "\"");
-    for (size_t k = 0; k < n; k += 3) {
-        uint32_t v = (uint32_t)s[k] << 16 | (k + 1 < n ? (uint32_t)s[k + 1] << 8 : 0) |
-                     (k + 2 < n ? s[k + 2] : 0);
-        char q[4] = {b64[v >> 18], b64[(v >> 12) & 63], k + 1 < n ? b64[(v >> 6) & 63] : '=',
-                     k + 2 < n ? b64[v & 63] : '='};
-        jput(o, q, 4);
-    }
-    JLIT(o, "\"");
-}
-
-static uint64_t json_value(jout *o, const uint8_t *p, size_t avail);
-
-/* Writes the map key at p as a JSON string: a str as itself, bin as base64, a scalar as its JSON
- * text, an array/map/ext as "<array>"/"<map>"/"<ext>" (not its text: escaping nested keys once per
- * level would grow the output exponentially with depth). @return the key's size, 0 on error. */
-static uint64_t json_key(jout *o, const uint8_t *p, size_t avail)
-{
-    mp_item it = {0};
-    uint64_t want, n = mp_decode(p, avail, &it, &want);
-    if (n == 0 || n == MP_BAD) return o->fail = true, 0;
-    if (it.type == MP_STR || it.type == MP_BIN) return json_value(o, p, avail);
-    if (it.type == MP_ARRAY || it.type == MP_MAP || it.type == MP_EXT) {
-        const char *s = it.type == MP_ARRAY ? "\"<array>\""
-                        : it.type == MP_MAP ? "\"<map>\""
-                                            : "\"<ext>\"";
-        jput(o, s, strlen(s));
-        if (!(n = value_size(p, avail))) o->fail = true;
-        return n;
-    }
-    JLIT(o, "\"");
-    n = json_value(o, p, avail);
-    JLIT(o, "\"");
-    return n;
-}
-
-/* Writes the complete value at p as JSON; @return its size, 0 on malformed input. Recursion is
- * bounded by TS_MAX_DEPTH, which every stored value was checked against. */
-static uint64_t json_value(jout *o, const uint8_t *p, size_t avail)
-{
-    mp_item it = {0};
-    uint64_t want, n = mp_decode(p, avail, &it, &want);
-    if (n == 0 || n == MP_BAD) return o->fail = true, 0;
-    switch (it.type) {
-    case MP_NIL: JLIT(o, "null"); break;
-    case MP_BOOL: it.b ? JLIT(o, "true") : JLIT(o, "false"); break;
-    case MP_UINT: json_uint(o, it.u); break;
-    case MP_INT: JLIT(o, "-"), json_uint(o, (uint64_t)(-(it.i + 1)) + 1); break;
-    case MP_F32: json_float(o, it.f, true); break;
-    case MP_F64: json_float(o, it.f, false); break;
-    case MP_STR: json_str(o, it.ptr, it.u); break;
-    case MP_BIN: json_base64(o, it.ptr, it.u); break;
-    case MP_EXT:
-        JLIT(o, "{\"ext\":");
-        if (it.ext < 0) JLIT(o, "-");
-        json_uint(o, (uint64_t)(it.ext < 0 ? -it.ext : it.ext));
-        JLIT(o, ",\"data\":");
-        json_base64(o, it.ptr, it.u);
-        JLIT(o, "}");
-        break;
-    case MP_ARRAY:
-    case MP_MAP: {
-        bool map = it.type == MP_MAP;
-        jput(o, map ? "{" : "[", 1);
-        for (uint64_t k = 0; k < it.u; k++) {
-            uint64_t m;
-            if (k) JLIT(o, ",");
-            if (map) {
-                if (!(m = json_key(o, p + n, avail - n))) return 0;
-                n += m;
-                JLIT(o, ":");
-            }
-            if (!(m = json_value(o, p + n, avail - n))) return 0;
-            n += m;
-        }
-        jput(o, map ? "}" : "]", 1);
-        break;
-    }
-    }
-    return n;
-}
-
-int ts_record_write_json(FILE *fp, const ts_record *r, err_t *e)
-{
-    uint8_t stage[8192];
-    jout o = {.fp = fp, .p = stage, .cap = sizeof stage};
-    JLIT(&o, "{\"id\":");
-    json_uint(&o, r->id);
-    JLIT(&o, ",\"tokens\":[");
-    for (size_t k = 0; k < r->n_tokens; k++) {
-        if (k) JLIT(&o, ",");
-        json_uint(&o, r->tokens[k]);
-    }
-    JLIT(&o, "]");
-    for (size_t off = 0; off < r->fields_len && !o.fail;) {
-        JLIT(&o, ",");
-        uint64_t m = json_key(&o, r->fields + off, r->fields_len - off);
-        if (!m) break;
-        off += m;
-        JLIT(&o, ":");
-        if (!(m = json_value(&o, r->fields + off, r->fields_len - off))) break;
-        off += m;
-    }
-    JLIT(&o, "}\n");
-    if (o.len && fwrite(o.p, 1, o.len, fp) != o.len) o.fail = true;
-    if (o.fail || ferror(fp))
-        return err_set_errno(e, "record %" PRIu64 ": writing JSON failed", r->id);
-    return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "err.h"
+#include "tsjson.h" /* ts_record_write_json(): a record as one line of JSON */
 
 #define TS_MAGIC          "dlmkit-tokens"
 #define TS_FORMAT_VERSION 1
@@ -139,9 +140,5 @@ int ts_record_next_field(const ts_record *r, size_t *pos, const char **key, size
                          const uint8_t **val, size_t *vlen);
 /* Removes the field; @return 0 removed, -1 absent. */
 int ts_record_remove(ts_record *r, const char *key);
-
-/* Prints r as one line of JSON: {"id":..,"tokens":[..],<other fields in order>}\n (docs/stream.md
- * gives the msgpack-to-JSON mapping). Fails on a write error. */
-int ts_record_write_json(FILE *fp, const ts_record *r, err_t *e);
 
 #endif
