@@ -4,8 +4,9 @@
 
 load helpers
 
-STREAM_TOOLS="detokenize stream-info"
-ALL_TOOLS="tokenize detokenize stream-info ckpt-info fixture-check"
+STREAM_TOOLS="detokenize stream-info diversity"
+# every tool there is: bin/<tool>.c -> bin/<tool>
+ALL_TOOLS=$(cd "$ROOT/bin" && ls *.c | sed 's/\.c$//')
 
 setup() {
     printf 'Hello world.\nThe cat sat on the mat.\n' > "$BATS_TEST_TMPDIR/text"
