@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "device.h"
@@ -132,6 +133,14 @@ void cli_output_open(cli_output *out, const char *path, bool binary, bool force)
         if (binary && !force && !path && isatty(STDOUT_FILENO))
             die_usage("refusing to write binary output to a terminal (use -o FILE or --force)");
         out->fp = stdout;
+        return;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* a device or a pipe (/dev/null, /dev/full, a fifo): write to it directly; renaming a
+         * temporary file over it would replace the device with a regular file */
+        out->fp = fopen(path, "wb");
+        if (!out->fp) die_errno("cannot open '%s'", path);
         return;
     }
     size_t n = strlen(path);

@@ -72,3 +72,11 @@ setup() {
     run -1 tokenize -o "$BATS_TEST_TMPDIR/bad.msgpack" /dev/null
     [ ! -e "$BATS_TEST_TMPDIR/bad.msgpack" ]
 }
+
+@test "contract: -o naming a device writes to it and leaves it a device" {
+    run -1 --separate-stderr tokenize -o /dev/full "$BATS_TEST_TMPDIR/text"
+    [[ "$stderr" == "tokenize: writing output failed: No space left on device" ]]
+    [ -c /dev/full ]
+    run -0 tokenize -o /dev/null "$BATS_TEST_TMPDIR/text"
+    [ -c /dev/null ]
+}

@@ -31,9 +31,13 @@ load helpers
     [[ "$output" == *"PASS  checkpoint    tiny_uniform_geometric"* ]]
 }
 
-@test "fixture-check: kinds this build cannot run are UNSUPPORTED and fail" {
-    run -1 fixture-check "$FIX/gpt2"
-    [[ "$output" == *"UNSUPPORTED  gpt2-forward  full"* ]]
+@test "fixture-check: a GPT-2 model that is subtly wrong fails (layer-norm eps 1e-6, README: 8.8e-4)" {
+    mkdir "$BATS_TEST_TMPDIR/g"
+    cp "$FIX/gpt2"/* "$BATS_TEST_TMPDIR/g/"
+    chmod u+w "$BATS_TEST_TMPDIR/g/config.json"
+    sed -i 's/"layer_norm_epsilon": 1e-05/"layer_norm_epsilon": 1e-06/' "$BATS_TEST_TMPDIR/g/config.json"
+    run -1 fixture-check --kinds gpt2-forward "$BATS_TEST_TMPDIR/g"
+    [[ "$output" == *"FAIL  gpt2-forward  full.logits"* ]]
 }
 
 @test "fixture-check: a directory that is no fixture set is an error" {

@@ -1,0 +1,133 @@
+/* backend: the op interface every model is written against (GPT-2 now, SEDD, CUDA later).
+ * Ownership: a backend is a static table of function pointers; buffers come from its alloc/free.
+ * Errors: ops take valid shapes and cannot fail; alloc returns NULL, transfers return ERR_FAIL. */
+#ifndef DLM_BACKEND_H
+#define DLM_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* Conventions for every op below.
+ * - Tensors are dense row-major fp32 arrays in the backend's memory (host memory on the CPU).
+ *   Shapes are written (B,T,C): the last dimension is contiguous. N means "rows", any B*T.
+ * - In-place use (y == x) is allowed wherever an op says "y may alias x".
+ * - Per-row arithmetic never depends on how many rows are processed together or on the thread
+ *   count, except inside matmul (which goes to BLAS; see backend_cpu.c for what that implies),
+ *   so an op on row r gives the same bits whatever else is in the batch.
+ * - Threads: the CPU backend uses OpenMP over rows/heads/columns (omp_set_num_threads decides). */
+
+/* How a weight matrix is stored. */
+enum be_layout {
+    BE_IN_OUT,  /* W (in, out): y = x·W — GPT-2's Conv1D as stored on the hub */
+    BE_OUT_IN   /* W (out, in): y = x·Wᵀ — nn.Linear (SEDD, lm_head/wte as output projection) */
+};
+
+typedef struct backend {
+    const char *name;  /* "cpu", "cuda" */
+
+    /* ---- memory ------------------------------------------------------------------------- */
+    /* bytes of backend memory (64-byte aligned on the CPU), NULL when out of memory */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);  /* free(NULL) is a no-op */
+    /* copies host src -> backend dst, backend src -> host dst (memcpy on the CPU) */
+    int (*to_device)(void *dst, const void *src, size_t bytes, err_t *e);
+    int (*to_host)(void *dst, const void *src, size_t bytes, err_t *e);
+
+    /* ---- linear algebra ----------------------------------------------------------------- */
+    /* y (N,out) = x (N,in) · W + bias, or y += x·W + bias when accumulate (the residual add
+     * fused into the GEMM's beta). W is (in,out) for BE_IN_OUT, (out,in) for BE_OUT_IN.
+     * bias (out) may be NULL. y must not alias x. */
+    void (*matmul)(float *y, const float *x, const float *w, const float *bias, int n, int in,
+                   int out, enum be_layout layout, bool accumulate);
+    /* As matmul, but each output row is computed by a fixed-order loop over `in` that does not
+     * depend on n or the thread count (batch-invariant); memory-bound: meant for small n
+     * (incremental decoding), where it is also faster than a GEMM call. */
+    void (*matmul_rows)(float *y, const float *x, const float *w, const float *bias, int n,
+                        int in, int out, enum be_layout layout, bool accumulate);
+
+    /* ---- normalisation and pointwise ---------------------------------------------------- */
+    /* y (N,C) = (x - mean) / sqrt(var + eps) * w + b over each row (biased variance, mean and
+     * variance accumulated in double). w (C) may be NULL (no scale), b (C) may be NULL (SEDD's
+     * weight-only LayerNorm). y may alias x. */
+    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, int c,
+                      float eps);
+    /* y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), n elements; y may alias x */
+    void (*gelu_tanh)(float *y, const float *x, size_t n);
+    /* y = x · sigmoid(x); y may alias x */
+    void (*silu)(float *y, const float *x, size_t n);
+    /* y = a + b elementwise, n elements; y may alias a or b */
+    void (*add)(float *y, const float *a, const float *b, size_t n);
+    /* adaLN: y (B,T,C) = x (B,T,C) * (1 + scale[b]) + shift[b]; shift and scale are rows of
+     * length C at stride `mod_stride` floats between batch rows (so the chunks of one (B,6C)
+     * adaLN output can be passed directly: shift = mod + 0, scale = mod + C, stride 6C).
+     * y may alias x. */
+    void (*modulate)(float *y, const float *x, const float *shift, const float *scale,
+                     size_t mod_stride, int B, int T, int C);
+    /* gated residual: x (B,T,C) += gate[b] * y (B,T,C); gate rows of C at stride mod_stride */
+    void (*gated_add)(float *x, const float *gate, size_t mod_stride, const float *y, int B,
+                      int T, int C);
+
+    /* ---- embedding, rotary, attention --------------------------------------------------- */
+    /* y (N,C) = table[ids[i]] (+ pos[pos0 + i % T] when pos is not NULL: GPT-2's wte + wpe,
+     * T = the sequence length, pos0 the past length). ids must be valid rows of table. */
+    void (*embed)(float *y, const float *table, const float *pos, const int32_t *ids, int n,
+                  int T, int pos0, int c);
+    /* Rotary embedding in place, rotate-half (GPT-NeoX) layout, on H heads of dimension d:
+     * row (b,t) starts at x + (b*T+t)*row_stride, head h at + h*d; with x1 = u[0..d/2),
+     * x2 = u[d/2..d): u' = [x1 cos - x2 sin, x2 cos + x1 sin]; cos, sin (T,d) for positions
+     * 0..T-1 (both halves use the same angle for index j mod d/2). Call once for q and once for
+     * k (x + C) of a packed qkv (B,T,3C) with row_stride 3C. */
+    void (*rotary)(float *x, size_t row_stride, const float *cos, const float *sin, int B,
+                   int T, int H, int d);
+    /* Copies the K and V parts of packed qkv (B,T,3C), C = H*d, into caches k, v laid out
+     * (B,H,cap,d) at positions past..past+T-1. */
+    void (*kv_store)(float *k, float *v, const float *qkv, int B, int T, int H, int d, int past,
+                     int cap);
+    /* Scaled dot-product attention. q: row (b,t) at q + (b*Tq+t)*q_stride, head h at + h*d
+     * (pass qkv with q_stride 3C to read q out of the packed projection). k, v: (B,H,cap,d)
+     * caches holding Tk valid positions. out (B,Tq,H*d).
+     * past >= 0: causal, query t sits at position past+t and sees keys 0..past+t (GPT-2; Tk
+     * must be past+Tq). past < 0: every query sees all Tk keys (SEDD).
+     * key_mask (B,Tk) may be NULL; a 0 entry hides that key (padding). A query that sees no
+     * key gets a zero output. scores are q·k * scale (1/sqrt(d)), softmax in float with max
+     * subtraction, the sum accumulated in double. */
+    void (*attention)(float *out, const float *q, size_t q_stride, const float *k,
+                      const float *v, int B, int Tq, int Tk, int cap, int H, int d, int past,
+                      const uint8_t *key_mask, float scale);
+
+    /* ---- rows --------------------------------------------------------------------------- */
+    /* y (N,C) = softmax / log_softmax of each row (max subtracted, sum in double); y may
+     * alias x */
+    void (*softmax)(float *y, const float *x, int n, int c);
+    void (*log_softmax)(float *y, const float *x, int n, int c);
+    /* lp[i] = log_softmax(x[i])[target[i]] for n rows of c logits, without materialising the
+     * row: max, then the sum of exponentials (float terms, double accumulation across lanes).
+     * target[i] must be in 0..c-1. For per-token log-likelihoods. */
+    void (*log_softmax_pick)(double *lp, const float *x, const int32_t *target, int n, int c);
+} backend;
+
+/* The CPU reference backend (lib/backend_cpu.c). */
+extern const backend backend_cpu;
+
+/* Sets up the process environment the CPU backend is fast in, which OpenBLAS and libgomp read
+ * only when they load (before main), so it re-executes /proc/self/exe with the same argv when
+ * something has to change:
+ *  - OPENBLAS_CORETYPE unset and OpenBLAS running a generic/pre-AVX2 kernel (it does when the
+ *    CPU model is hidden, as on some VMs: 30 vs 190 GFLOP/s) on a CPU with AVX-512 (AVX2):
+ *    OPENBLAS_CORETYPE=SkylakeX (Haswell). A set OPENBLAS_CORETYPE is respected.
+ *  - neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set: OMP_WAIT_POLICY=passive.
+ * Call first thing in main (before anything is printed or read). Returns when nothing has to
+ * change, or when the exec failed (then it only runs slower). DLM_NO_REEXEC=1 disables it;
+ * the re-executed process has it set, so this happens at most once. */
+void backend_cpu_blas_init(int argc, char **argv);
+
+/* Uses n threads for OpenMP and OpenBLAS (n >= 1). */
+void backend_cpu_set_threads(int n);
+
+/* The OpenBLAS kernel in use ("SkylakeX", "Prescott", ...), for logs and benchmarks. */
+const char *backend_cpu_blas_core(void);
+
+#endif

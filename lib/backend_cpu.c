@@ -1,0 +1,582 @@
+/* backend_cpu: the CPU reference backend — plain C loops (the specification of every op), BLAS
+ * (OpenBLAS cblas_sgemm) for the large matrix products, OpenMP across rows, heads and columns.
+ * No intrinsics: the only machine-specific step is target_clones, which compiles the few hot
+ * loops (matmul_rows, attention dot products) for AVX-512/AVX2/baseline and picks one at load;
+ * the arithmetic (and so every bit of the result) is the same in each clone, because the loops
+ * are written with a fixed summation order and ISO C forbids contraction into FMAs (-std=c11).
+ *
+ * Batch invariance (for byte-identical sampling at any --batch): every op except `matmul` and
+ * the GEMM path of `attention` (Tq >= ATT_GEMM_MIN) computes each row with a loop whose order
+ * depends only on that row's sizes, never on n or on the thread count. Decoding uses
+ * matmul_rows and single-query attention, so a sampled token does not depend on the batch. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "backend.h"
+#include "log.h"
+
+/* OpenBLAS extensions (declared in its cblas.h too, but not in every BLAS's). */
+char *openblas_get_corename(void);
+void openblas_set_num_threads(int n);
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DLM_ASAN 1
+#endif
+#endif
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(DLM_ASAN)
+#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HOT
+#endif
+
+#ifdef __clang__
+/* clang would otherwise fuse a*b+c into FMAs in the AVX2/AVX-512 clones only (GCC does not in
+ * ISO C mode), and the clones would round differently. */
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* Below this many queries attention runs the per-query loop (decoding, batch-invariant); at or
+ * above it the score and value products go through sgemm. */
+enum { ATT_GEMM_MIN = 8 };
+
+// ---- memory ---------------------------------------------------------------------------------
+
+static void *cpu_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    return p;
+}
+
+static void cpu_free(void *p) { free(p); }
+
+static int cpu_copy(void *dst, const void *src, size_t bytes, err_t *e)
+{
+    (void)e;
+    if (bytes) memmove(dst, src, bytes);
+    return 0;
+}
+
+// ---- linear algebra -------------------------------------------------------------------------
+
+/* Fills each of the n rows of y (n,out) with bias, or zeros. */
+static void fill_bias(float *y, const float *bias, int n, int out)
+{
+#pragma omp parallel for if ((size_t)n * out > 65536)
+    for (int i = 0; i < n; i++) {
+        if (bias) memcpy(y + (size_t)i * out, bias, (size_t)out * sizeof *y);
+        else memset(y + (size_t)i * out, 0, (size_t)out * sizeof *y);
+    }
+}
+
+/* Columns per thread slice of a GEMM are multiples of this, so every slice starts on a
+ * micro-kernel tile boundary and an element's arithmetic does not depend on the split. */
+enum { GEMM_COL_ALIGN = 64 };
+
+/* y (n,out) = alpha x·W + beta y through cblas_sgemm, split by output columns across the
+ * OpenMP threads, each calling a single-threaded OpenBLAS: one thread pool instead of two
+ * (OpenMP and OpenBLAS pthreads spinning against each other measured 2x slower on 2 shared
+ * cores), and each element is computed by one sgemm call whatever the thread count. */
+static void gemm_cols(float *y, const float *x, const float *w, int n, int in, int out,
+                      enum be_layout layout, float beta)
+{
+    int nt = omp_get_max_threads();
+    int per = (out + nt - 1) / nt;
+    per = (per + GEMM_COL_ALIGN - 1) / GEMM_COL_ALIGN * GEMM_COL_ALIGN;
+    if ((double)n * in * out < 4e6 || nt == 1 || per >= out) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, layout == BE_IN_OUT ? CblasNoTrans : CblasTrans,
+                    n, out, in, 1.0f, x, in, w, layout == BE_IN_OUT ? out : in, beta, y, out);
+        return;
+    }
+#pragma omp parallel for schedule(static, 1)
+    for (int j0 = 0; j0 < out; j0 += per) {
+        int nj = out - j0 < per ? out - j0 : per;
+        const float *wj = layout == BE_IN_OUT ? w + j0 : w + (size_t)j0 * in;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, layout == BE_IN_OUT ? CblasNoTrans : CblasTrans,
+                    n, nj, in, 1.0f, x, in, wj, layout == BE_IN_OUT ? out : in, beta, y + j0, out);
+    }
+}
+
+static void cpu_matmul(float *y, const float *x, const float *w, const float *bias, int n,
+                       int in, int out, enum be_layout layout, bool accumulate)
+{
+    if (n <= 0 || out <= 0) return;
+    float beta = 1.0f;
+    if (accumulate) {
+        if (bias) {
+#pragma omp parallel for if ((size_t)n * out > 65536)
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < out; j++) y[(size_t)i * out + j] += bias[j];
+        }
+    } else if (bias) {
+        fill_bias(y, bias, n, out);
+    } else {
+        beta = 0.0f;
+    }
+    gemm_cols(y, x, w, n, in, out, layout, beta);
+}
+
+/* The dot product of a and b (n floats) in a fixed order: 16 partial sums over k ≡ i mod 16,
+ * then combined pairwise. Same bits whatever the vector width the clone uses. */
+static inline float dot_fixed(const float *a, const float *b, int n)
+{
+    float acc[16] = {0};
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+#pragma omp simd
+        for (int i = 0; i < 16; i++) acc[i] += a[k + i] * b[k + i];
+    }
+    for (int i = 0; k + i < n; i++) acc[i] += a[k + i] * b[k + i];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) acc[i] += acc[i + w];
+    return acc[0];
+}
+
+HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const float *bias,
+                                int n, int in, int out, enum be_layout layout, bool accumulate)
+{
+    if (n <= 0 || out <= 0) return;
+    if (layout == BE_OUT_IN) {
+        /* y[r][j] (+)= dot(x[r], W[j]) + bias[j]: one W row read once for all n rows */
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < out; j++) {
+            const float *wj = w + (size_t)j * in;
+            for (int r = 0; r < n; r++) {
+                float s = dot_fixed(x + (size_t)r * in, wj, in) + (bias ? bias[j] : 0.0f);
+                float *yr = y + (size_t)r * out + j;
+                *yr = accumulate ? *yr + s : s;
+            }
+        }
+        return;
+    }
+    /* BE_IN_OUT: y[r][j] = bias[j] + sum_k x[r][k] W[k][j], k ascending. Each thread owns a
+     * contiguous range of columns and streams W row by row through it (W is read once, in
+     * address order: the access pattern that keeps a memory-bound loop at memory speed; a
+     * narrower block per task made every k a page jump and ran 3x slower). */
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int per = ((out + nt - 1) / nt + 15) / 16 * 16;
+        int j0 = id * per, nj = out - j0 < per ? out - j0 : per;
+        float *acc = nj > 0 ? malloc((size_t)n * nj * sizeof *acc) : NULL;
+        if (nj > 0 && !acc) abort(); /* TODO: a caller-provided workspace */
+        if (nj > 0) {
+            memset(acc, 0, (size_t)n * nj * sizeof *acc);
+            for (int k = 0; k < in; k++) {
+                const float *wk = w + (size_t)k * out + j0;
+                for (int r = 0; r < n; r++) {
+                    const float xk = x[(size_t)r * in + k];
+                    float *ar = acc + (size_t)r * nj;
+#pragma omp simd
+                    for (int j = 0; j < nj; j++) ar[j] += xk * wk[j];
+                }
+            }
+            for (int r = 0; r < n; r++) {
+                float *yr = y + (size_t)r * out + j0;
+                const float *ar = acc + (size_t)r * nj;
+                for (int j = 0; j < nj; j++) {
+                    float sv = ar[j] + (bias ? bias[j0 + j] : 0.0f);
+                    yr[j] = accumulate ? yr[j] + sv : sv;
+                }
+            }
+        }
+        free(acc);
+    }
+}
+
+// ---- normalisation and pointwise ------------------------------------------------------------
+
+/* exp(x) in float, written so that loops over it vectorise (libm's expf is a call per element):
+ * x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to r^7 (truncation < 6e-9
+ * relative, below float rounding), times 2^n built in the exponent bits. Within 2 ulp of expf;
+ * 0 below -87.3 (where expf is subnormal or 0), inf above 88.7. */
+static inline float exp_vec(float x)
+{
+    float xc = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
+    float n = __builtin_rintf(xc * 1.44269504f);
+    float r = xc - n * 0.693145752f - n * 1.42860677e-6f; /* ln2 split: exact n*hi */
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { uint32_t u; float f; } two = {.u = (uint32_t)((int32_t)n + 127) << 23};
+    float y = p * two.f;
+    return x < -87.3f ? 0.0f : x > 88.7f ? INFINITY : y;
+}
+
+static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int n, int c,
+                          float eps)
+{
+#pragma omp parallel for schedule(static) if (n > 4)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * c;
+        float *yi = y + (size_t)i * c;
+        double sum = 0, sq = 0;
+        for (int j = 0; j < c; j++) sum += xi[j];
+        double mean = sum / c;
+        for (int j = 0; j < c; j++) {
+            double d = xi[j] - mean;
+            sq += d * d;
+        }
+        float m = (float)mean, rstd = (float)(1.0 / sqrt(sq / c + eps));
+        for (int j = 0; j < c; j++) {
+            float v = (xi[j] - m) * rstd;
+            if (w) v *= w[j];
+            if (b) v += b[j];
+            yi[j] = v;
+        }
+    }
+}
+
+/* gelu_tanh(x) = 0.5x(1 + tanh(u)) with u = sqrt(2/pi)(x + 0.044715x^3), computed through the
+ * identity 0.5(1 + tanh u) = 1 / (1 + exp(-2u)): one exp instead of tanhf (vectorised),
+ * no cancellation near u = 0, and exp overflow for very negative x gives the right limit -0. */
+HOT static void cpu_gelu_tanh(float *y, const float *x, size_t n)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+#pragma omp parallel for simd schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], u = k * (v + 0.044715f * v * v * v);
+        y[i] = v / (1.0f + exp_vec(-2.0f * u));
+    }
+}
+
+static void cpu_silu(float *y, const float *x, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+static void cpu_add(float *y, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+static void cpu_modulate(float *y, const float *x, const float *shift, const float *scale,
+                         size_t mod_stride, int B, int T, int C)
+{
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C > 65536)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *sh = shift + (size_t)b * mod_stride, *sc = scale + (size_t)b * mod_stride;
+            size_t o = ((size_t)b * T + t) * C;
+            for (int j = 0; j < C; j++) y[o + j] = x[o + j] * (1.0f + sc[j]) + sh[j];
+        }
+}
+
+static void cpu_gated_add(float *x, const float *gate, size_t mod_stride, const float *y, int B,
+                          int T, int C)
+{
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C > 65536)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *g = gate + (size_t)b * mod_stride;
+            size_t o = ((size_t)b * T + t) * C;
+            for (int j = 0; j < C; j++) x[o + j] += g[j] * y[o + j];
+        }
+}
+
+// ---- embedding, rotary, attention -----------------------------------------------------------
+
+static void cpu_embed(float *y, const float *table, const float *pos, const int32_t *ids, int n,
+                      int T, int pos0, int c)
+{
+#pragma omp parallel for schedule(static) if (n > 64)
+    for (int i = 0; i < n; i++) {
+        const float *te = table + (size_t)ids[i] * c;
+        float *yi = y + (size_t)i * c;
+        if (pos) {
+            const float *pe = pos + (size_t)(pos0 + i % T) * c;
+            for (int j = 0; j < c; j++) yi[j] = te[j] + pe[j];
+        } else {
+            memcpy(yi, te, (size_t)c * sizeof *yi);
+        }
+    }
+}
+
+static void cpu_rotary(float *x, size_t row_stride, const float *cos, const float *sin, int B,
+                       int T, int H, int d)
+{
+    int half = d / 2;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * H * d > 65536)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *ct = cos + (size_t)t * d, *st = sin + (size_t)t * d;
+            for (int h = 0; h < H; h++) {
+                float *u = x + ((size_t)b * T + t) * row_stride + (size_t)h * d;
+                for (int j = 0; j < half; j++) {
+                    float x1 = u[j], x2 = u[j + half];
+                    u[j] = x1 * ct[j] - x2 * st[j];
+                    u[j + half] = x2 * ct[j + half] + x1 * st[j + half];
+                }
+            }
+        }
+}
+
+static void cpu_kv_store(float *k, float *v, const float *qkv, int B, int T, int H, int d,
+                         int past, int cap)
+{
+    size_t C = (size_t)H * d;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C > 65536)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const float *row = qkv + ((size_t)b * T + t) * 3 * C + (size_t)h * d;
+                size_t o = (((size_t)b * H + h) * cap + past + t) * d;
+                memcpy(k + o, row + C, (size_t)d * sizeof *k);
+                memcpy(v + o, row + 2 * C, (size_t)d * sizeof *v);
+            }
+}
+
+/* Softmax of s[0..n) in place (keys with mask 0 excluded: set to 0); returns 1/sum, or 0 when
+ * no key is visible. */
+HOT static float softmax_visible(float *s, int n, const uint8_t *mask)
+{
+    float mx = -INFINITY;
+    double sum = 0;
+    if (!mask) { /* the common case, vectorised; the sum in float vector lanes (n/16 or
+                  * n/8 terms each: well under 1e-5 relative for n = 1024, typically 1e-7) */
+        for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+        float fsum = 0.0f;
+#pragma omp simd reduction(+ : fsum)
+        for (int j = 0; j < n; j++) {
+            s[j] = exp_vec(s[j] - mx);
+            fsum += s[j];
+        }
+        sum = fsum;
+        return n ? (float)(1.0 / sum) : 0.0f;
+    }
+    for (int j = 0; j < n; j++)
+        if (mask[j] && s[j] > mx) mx = s[j];
+    if (mx == -INFINITY) return 0.0f;
+    for (int j = 0; j < n; j++) {
+        float p = mask[j] ? expf(s[j] - mx) : 0.0f;
+        s[j] = p;
+        sum += p;
+    }
+    return (float)(1.0 / sum);
+}
+
+/* One query against keys 0..n-1 of one head: the decode path, fixed order (batch-invariant). */
+HOT static void attend_one(float *o, const float *q, const float *k, const float *v, int n, int d,
+                           const uint8_t *mask, float scale, float *s)
+{
+    for (int j = 0; j < n; j++) s[j] = dot_fixed(q, k + (size_t)j * d, d) * scale;
+    float inv = softmax_visible(s, n, mask);
+    for (int e = 0; e < d; e++) o[e] = 0.0f;
+    for (int j = 0; j < n; j++) {
+        float p = s[j] * inv;
+        if (p == 0.0f) continue;
+        const float *vj = v + (size_t)j * d;
+#pragma omp simd
+        for (int e = 0; e < d; e++) o[e] += p * vj[e];
+    }
+}
+
+static void cpu_attention(float *out, const float *q, size_t q_stride, const float *k,
+                          const float *v, int B, int Tq, int Tk, int cap, int H, int d, int past,
+                          const uint8_t *key_mask, float scale)
+{
+    size_t C = (size_t)H * d;
+    if (Tq < ATT_GEMM_MIN) {
+#pragma omp parallel
+        {
+            float *s = malloc((size_t)(Tk > 0 ? Tk : 1) * sizeof *s);
+#pragma omp for collapse(3) schedule(static)
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < H; h++)
+                    for (int t = 0; t < Tq; t++) {
+                        int n = past >= 0 ? past + t + 1 : Tk;
+                        const float *kh = k + ((size_t)b * H + h) * cap * d;
+                        const float *vh = v + ((size_t)b * H + h) * cap * d;
+                        attend_one(out + ((size_t)b * Tq + t) * C + (size_t)h * d,
+                                   q + ((size_t)b * Tq + t) * q_stride + (size_t)h * d, kh, vh, n,
+                                   d, key_mask ? key_mask + (size_t)b * Tk : NULL, scale, s);
+                    }
+            free(s);
+        }
+        return;
+    }
+    /* Long query blocks: S = Q Kᵀ and O = P V through sgemm, one (b,h) per OpenMP task, the
+     * masked softmax between them. The causal half of S is computed and discarded: cheaper
+     * than a triangular loop at BLAS speed. */
+#pragma omp parallel
+    {
+        float *S = malloc((size_t)Tq * Tk * sizeof *S);
+        if (!S) abort(); /* TODO: ops cannot fail today; a caller-provided workspace would */
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++) {
+                const float *qh = q + (size_t)b * Tq * q_stride + (size_t)h * d;
+                const float *kh = k + ((size_t)b * H + h) * cap * d;
+                const float *vh = v + ((size_t)b * H + h) * cap * d;
+                const uint8_t *mask = key_mask ? key_mask + (size_t)b * Tk : NULL;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, d, scale, qh,
+                            (int)q_stride, kh, d, 0.0f, S, Tk);
+                for (int t = 0; t < Tq; t++) {
+                    float *st = S + (size_t)t * Tk;
+                    int n = past >= 0 ? past + t + 1 : Tk;
+                    float inv = softmax_visible(st, n, mask);
+                    for (int j = 0; j < n; j++) st[j] *= inv;
+                    for (int j = n; j < Tk; j++) st[j] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, d, Tk, 1.0f, S, Tk,
+                            vh, d, 0.0f, out + (size_t)b * Tq * C + (size_t)h * d, (int)C);
+            }
+        free(S);
+    }
+}
+
+// ---- rows -----------------------------------------------------------------------------------
+
+static void cpu_softmax_rows(float *y, const float *x, int n, int c, bool log_space)
+{
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * c;
+        float *yi = y + (size_t)i * c;
+        float mx = -INFINITY;
+        for (int j = 0; j < c; j++)
+            if (xi[j] > mx) mx = xi[j];
+        double sum = 0;
+        for (int j = 0; j < c; j++) sum += exp((double)xi[j] - mx);
+        if (log_space) {
+            float lse = (float)(mx + log(sum));
+            for (int j = 0; j < c; j++) yi[j] = xi[j] - lse;
+        } else {
+            double inv = 1.0 / sum;
+            for (int j = 0; j < c; j++) yi[j] = (float)(exp((double)xi[j] - mx) * inv);
+        }
+    }
+}
+
+static void cpu_softmax(float *y, const float *x, int n, int c)
+{
+    cpu_softmax_rows(y, x, n, c, false);
+}
+
+static void cpu_log_softmax(float *y, const float *x, int n, int c)
+{
+    cpu_softmax_rows(y, x, n, c, true);
+}
+
+HOT static void cpu_log_softmax_pick(double *lp, const float *x, const int32_t *target, int n,
+                                     int c)
+{
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * c;
+        float mx = -INFINITY;
+        for (int j = 0; j < c; j++) mx = xi[j] > mx ? xi[j] : mx;
+        /* float lanes over blocks of 1024, each block's sum added in double */
+        double sum = 0;
+        for (int j0 = 0; j0 < c; j0 += 1024) {
+            int j1 = j0 + 1024 < c ? j0 + 1024 : c;
+            float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+            for (int j = j0; j < j1; j++) part += exp_vec(xi[j] - mx);
+            sum += part;
+        }
+        lp[i] = (double)(xi[target[i]] - mx) - log(sum);
+    }
+}
+
+const backend backend_cpu = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .to_device = cpu_copy,
+    .to_host = cpu_copy,
+    .matmul = cpu_matmul,
+    .matmul_rows = cpu_matmul_rows,
+    .layernorm = cpu_layernorm,
+    .gelu_tanh = cpu_gelu_tanh,
+    .silu = cpu_silu,
+    .add = cpu_add,
+    .modulate = cpu_modulate,
+    .gated_add = cpu_gated_add,
+    .embed = cpu_embed,
+    .rotary = cpu_rotary,
+    .kv_store = cpu_kv_store,
+    .attention = cpu_attention,
+    .softmax = cpu_softmax,
+    .log_softmax = cpu_log_softmax,
+    .log_softmax_pick = cpu_log_softmax_pick,
+};
+
+/* OpenBLAS runs single-threaded inside our OpenMP threads (see gemm_cols); this runs after
+ * OpenBLAS's own initialisation (a shared library is initialised before the program). */
+__attribute__((constructor)) static void blas_single_threaded(void)
+{
+    openblas_set_num_threads(1);
+}
+
+// ---- BLAS kernel selection ------------------------------------------------------------------
+
+const char *backend_cpu_blas_core(void)
+{
+    const char *name = openblas_get_corename();
+    return name ? name : "?";
+}
+
+void backend_cpu_set_threads(int n)
+{
+    if (n < 1) n = 1;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(1); /* parallel GEMMs are split by gemm_cols, one pool */
+}
+
+/* Cores OpenBLAS picks itself that already have AVX2-or-better kernels. */
+static bool core_is_fast(const char *core)
+{
+    static const char *const fast[] = {"haswell", "zen", "skylakex", "cooperlake",
+                                       "sapphirerapids"};
+    for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++)
+        if (strcasecmp(core, fast[i]) == 0) return true;
+    return false;
+}
+
+void backend_cpu_blas_init(int argc, char **argv)
+{
+    (void)argc;
+    if (getenv("DLM_NO_REEXEC")) return;
+    bool change = false;
+    /* OpenMP threads that wait passively: with spinning waits (libgomp's default) every
+     * parallel region on a shared 2-core machine waited for a descheduled spinner; measured
+     * 1.8 s vs 5.4 s (32 sampled tokens, 2 threads, machine under load), 3.0 vs 3.7 s scoring */
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        change = true;
+    }
+    const char *want = NULL;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        want = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        want = "Haswell";
+    const char *core = backend_cpu_blas_core();
+    if (!getenv("OPENBLAS_CORETYPE") && want && !core_is_fast(core)) {
+        log_info("OpenBLAS chose the %s kernel on a CPU with %s: using OPENBLAS_CORETYPE=%s",
+                 core, want, want);
+        setenv("OPENBLAS_CORETYPE", want, 1);
+        change = true;
+    }
+    if (!change) return;
+    setenv("DLM_NO_REEXEC", "1", 1); /* once, whatever the libraries make of the variables */
+    execv("/proc/self/exe", argv);
+    log_warn("cannot re-execute /proc/self/exe; running with the default BLAS kernel and "
+             "OpenMP wait policy");
+}

@@ -1,0 +1,380 @@
+/* gpt2: the GPT-2 forward pass (Hugging Face GPT2LMHeadModel / OpenAI model.py semantics, eval
+ * mode) written once against the op interface (lib/backend.h). fp32 throughout; layer norm
+ * statistics and softmax sums in double inside the ops. Shapes: B rows, T new tokens, C = n_embd,
+ * H heads of d = C/H, V vocabulary, L layers, N = B*T. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "gpt2.h"
+
+struct gpt2_layer {
+    const float *ln1_w, *ln1_b;      /* (C) */
+    const float *attn_w, *attn_b;    /* (C,3C) Conv1D [in,out], (3C) */
+    const float *proj_w, *proj_b;    /* (C,C), (C) */
+    const float *ln2_w, *ln2_b;      /* (C) */
+    const float *fc_w, *fc_b;        /* (C,4C), (4C) */
+    const float *fcp_w, *fcp_b;      /* (4C,C), (C) */
+};
+
+struct gpt2 {
+    struct config_gpt2 cfg;
+    const backend *be;
+    ckpt_t *ck;                  /* kept open only while some weight is used in place */
+    const float *wte, *wpe;      /* (V,C), (NP,C) */
+    const float *lm_head;        /* (V,C): wte unless the checkpoint has an untied head */
+    const float *lnf_w, *lnf_b;  /* (C) */
+    struct gpt2_layer *layers;   /* (L) */
+    float **owned;               /* converted copies, freed with the model */
+    size_t n_owned;
+};
+
+struct gpt2_state {
+    const gpt2_t *m;
+    int rows, cap, max_tokens;
+    float **k, **v;       /* per layer: (rows,H,cap,d) */
+    float *x;             /* (N,C) residual stream */
+    float *ln;            /* (N,C) layer-norm output */
+    float *qkv;           /* (N,3C) */
+    float *att;           /* (N,C) attention output */
+    float *fc;            /* (N,4C) MLP hidden */
+    float *last;          /* (rows,C) last-position rows for logits_last */
+    float *logits;        /* (NLL_CHUNK,V) for gpt2_nll, allocated on first use */
+    double *lp;           /* (NLL_CHUNK) */
+};
+
+/* Rows of logits materialised at a time by gpt2_nll (100 MB for GPT-2's vocabulary): large
+ * enough for an efficient GEMM, small enough to stay out of the way. */
+enum { NLL_CHUNK = 512 };
+
+// ---- loading --------------------------------------------------------------------------------
+
+/* The f32 data of a checkpoint tensor: the mapping itself when it is F32 and 4-byte aligned
+ * (no copy), else one converted copy owned by the model. */
+static const float *weight(gpt2_t *m, const char *name, bool *in_place, err_t *e)
+{
+    const st_tensor *t = ckpt_tensor(m->ck, name);
+    if (!t) return err_set(e, "%s: tensor '%s' is missing", ckpt_dir(m->ck), name), NULL;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % _Alignof(float)) == 0) {
+        *in_place = true;
+        return t->data;
+    }
+    float *dst = m->be->alloc(t->numel * sizeof *dst);
+    if (!dst) return err_set(e, "%s: out of memory", name), NULL;
+    m->owned[m->n_owned++] = dst;
+    if (st_tensor_to_f32(t, dst, e) < 0) return NULL;
+    return dst;
+}
+
+gpt2_t *gpt2_load(const char *dir, const char *weights, const backend *be, err_t *e)
+{
+    ckpt_t *ck = weights ? ckpt_open_weights(dir, weights, e) : ckpt_open(dir, e);
+    if (!ck) return NULL;
+    const struct config *cfg = ckpt_config(ck);
+    if (cfg->kind != CONFIG_GPT2) {
+        ckpt_close(ck);
+        return err_set(e, "%s: not a GPT-2 checkpoint", dir), NULL;
+    }
+    if (cfg->gpt2.act != CONFIG_ACT_GELU_TANH) {
+        ckpt_close(ck);
+        return err_set(e, "%s: config.json: activation_function '%s' is not supported (gelu_new)",
+                       dir, cfg->gpt2.activation_function), NULL;
+    }
+    gpt2_t *m = calloc(1, sizeof *m);
+    int L = (int)cfg->gpt2.n_layer;
+    if (m) {
+        m->layers = calloc((size_t)L, sizeof *m->layers);
+        m->owned = calloc(16 * (size_t)L + 8, sizeof *m->owned);
+    }
+    if (!m || !m->layers || !m->owned) {
+        ckpt_close(ck);
+        gpt2_free(m);
+        return err_set(e, "out of memory"), NULL;
+    }
+    m->cfg = cfg->gpt2;
+    m->be = be;
+    m->ck = ck;
+    bool in_place = false, ok = true;
+    char name[96];
+#define W(dst, ...) \
+    (snprintf(name, sizeof name, __VA_ARGS__), ok = ok && ((dst) = weight(m, name, &in_place, e)))
+    W(m->wte, "wte.weight");
+    W(m->wpe, "wpe.weight");
+    W(m->lnf_w, "ln_f.weight");
+    W(m->lnf_b, "ln_f.bias");
+    m->lm_head = m->wte;
+    if (ok && ckpt_summary(ck)->lm_head == CKPT_LM_HEAD_UNTIED) W(m->lm_head, "lm_head.weight");
+    for (int i = 0; i < L && ok; i++) {
+        struct gpt2_layer *l = &m->layers[i];
+        W(l->ln1_w, "h.%d.ln_1.weight", i);
+        W(l->ln1_b, "h.%d.ln_1.bias", i);
+        W(l->attn_w, "h.%d.attn.c_attn.weight", i);
+        W(l->attn_b, "h.%d.attn.c_attn.bias", i);
+        W(l->proj_w, "h.%d.attn.c_proj.weight", i);
+        W(l->proj_b, "h.%d.attn.c_proj.bias", i);
+        W(l->ln2_w, "h.%d.ln_2.weight", i);
+        W(l->ln2_b, "h.%d.ln_2.bias", i);
+        W(l->fc_w, "h.%d.mlp.c_fc.weight", i);
+        W(l->fc_b, "h.%d.mlp.c_fc.bias", i);
+        W(l->fcp_w, "h.%d.mlp.c_proj.weight", i);
+        W(l->fcp_b, "h.%d.mlp.c_proj.bias", i);
+    }
+#undef W
+    if (!ok) {
+        gpt2_free(m);
+        return NULL;
+    }
+    if (!in_place) { /* every weight was copied: release the mapping */
+        ckpt_close(m->ck);
+        m->ck = NULL;
+    }
+    return m;
+}
+
+void gpt2_free(gpt2_t *m)
+{
+    if (!m) return;
+    for (size_t i = 0; i < m->n_owned; i++) m->be->free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    ckpt_close(m->ck);
+    free(m);
+}
+
+const struct config_gpt2 *gpt2_config(const gpt2_t *m) { return &m->cfg; }
+
+// ---- state ----------------------------------------------------------------------------------
+
+gpt2_state *gpt2_state_new(const gpt2_t *m, int rows, int cap, int max_tokens, err_t *e)
+{
+    const struct config_gpt2 *g = &m->cfg;
+    if (rows < 1 || cap < 1 || cap > g->n_positions || max_tokens < 1)
+        return err_set(e, "gpt2: bad state size (rows %d, cap %d of %lld, tokens %d)", rows, cap,
+                       (long long)g->n_positions, max_tokens), NULL;
+    const backend *be = m->be;
+    size_t C = (size_t)g->n_embd, N = (size_t)max_tokens, L = (size_t)g->n_layer;
+    gpt2_state *s = calloc(1, sizeof *s);
+    if (!s) return err_set(e, "out of memory"), NULL;
+    s->m = m;
+    s->rows = rows;
+    s->cap = cap;
+    s->max_tokens = max_tokens;
+    s->k = calloc(L, sizeof *s->k);
+    s->v = calloc(L, sizeof *s->v);
+    bool ok = s->k && s->v;
+    size_t cache = (size_t)rows * cap * C * sizeof(float);
+    for (size_t i = 0; ok && i < L; i++)
+        ok = (s->k[i] = be->alloc(cache)) && (s->v[i] = be->alloc(cache));
+    ok = ok && (s->x = be->alloc(N * C * 4)) && (s->ln = be->alloc(N * C * 4)) &&
+         (s->qkv = be->alloc(N * 3 * C * 4)) && (s->att = be->alloc(N * C * 4)) &&
+         (s->fc = be->alloc(N * 4 * C * 4)) && (s->last = be->alloc((size_t)rows * C * 4));
+    if (!ok) {
+        gpt2_state_free(s);
+        return err_set(e, "out of memory for a KV cache of %d x %d positions", rows, cap), NULL;
+    }
+    return s;
+}
+
+void gpt2_state_free(gpt2_state *s)
+{
+    if (!s) return;
+    const backend *be = s->m->be;
+    for (int i = 0; i < s->m->cfg.n_layer; i++) {
+        if (s->k) be->free(s->k[i]);
+        if (s->v) be->free(s->v[i]);
+    }
+    free(s->k);
+    free(s->v);
+    be->free(s->x);
+    be->free(s->ln);
+    be->free(s->qkv);
+    be->free(s->att);
+    be->free(s->fc);
+    be->free(s->last);
+    be->free(s->logits);
+    free(s->lp);
+    free(s);
+}
+
+const float *gpt2_state_cache(const gpt2_state *s, int layer, int kv)
+{
+    return kv ? s->v[layer] : s->k[layer];
+}
+
+// ---- forward --------------------------------------------------------------------------------
+
+static int check_ids(const gpt2_t *m, const int32_t *ids, size_t n, err_t *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return err_set(e, "token id %d at position %zu is outside the vocabulary (%lld)",
+                           ids[i], i, (long long)m->cfg.vocab_size);
+    return 0;
+}
+
+/* The MLP and the attention output projection, shared by both entry points: x += proj(att);
+ * x += c_proj(gelu(c_fc(ln_2(x)))). rows_kernel picks the batch-invariant matmul. */
+static void block_tail(const gpt2_t *m, gpt2_state *s, const struct gpt2_layer *l, int N,
+                       bool rows_kernel)
+{
+    const backend *be = m->be;
+    int C = (int)m->cfg.n_embd;
+    float eps = (float)m->cfg.layer_norm_epsilon;
+    void (*mm)(float *, const float *, const float *, const float *, int, int, int,
+               enum be_layout, bool) = rows_kernel ? be->matmul_rows : be->matmul;
+    mm(s->x, s->att, l->proj_w, l->proj_b, N, C, C, BE_IN_OUT, true);
+    be->layernorm(s->ln, s->x, l->ln2_w, l->ln2_b, N, C, eps);
+    mm(s->fc, s->ln, l->fc_w, l->fc_b, N, C, 4 * C, BE_IN_OUT, false);
+    be->gelu_tanh(s->fc, s->fc, (size_t)N * 4 * C);
+    mm(s->x, s->fc, l->fcp_w, l->fcp_b, N, 4 * C, C, BE_IN_OUT, true);
+}
+
+int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const int32_t *ids,
+                 int past, const uint8_t *key_mask, struct gpt2_out *out, err_t *e)
+{
+    const backend *be = m->be;
+    int C = (int)m->cfg.n_embd, H = (int)m->cfg.n_head, d = C / H, V = (int)m->cfg.vocab_size;
+    int L = (int)m->cfg.n_layer, N = B * T;
+    float eps = (float)m->cfg.layer_norm_epsilon;
+    if (B < 1 || T < 1 || row0 < 0 || row0 + B > s->rows || N > s->max_tokens || past < 0)
+        return err_set(e, "gpt2: bad batch (rows %d+%d of %d, %d tokens of %d)", row0, B, s->rows,
+                       N, s->max_tokens);
+    if (past + T > s->cap)
+        return err_set(e, "sequence of %d tokens is longer than the context (%d positions)",
+                       past + T, s->cap);
+    if (check_ids(m, ids, (size_t)N, e) < 0) return ERR_FAIL;
+    size_t plane = (size_t)N * C, roff = (size_t)row0 * H * s->cap * d;
+
+    be->embed(s->x, m->wte, m->wpe, ids, N, T, past, C);
+    if (out->hidden_states) memcpy(out->hidden_states, s->x, plane * sizeof(float));
+    for (int i = 0; i < L; i++) {
+        const struct gpt2_layer *l = &m->layers[i];
+        be->layernorm(s->ln, s->x, l->ln1_w, l->ln1_b, N, C, eps);
+        be->matmul(s->qkv, s->ln, l->attn_w, l->attn_b, N, C, 3 * C, BE_IN_OUT, false);
+        be->kv_store(s->k[i] + roff, s->v[i] + roff, s->qkv, B, T, H, d, past, s->cap);
+        be->attention(s->att, s->qkv, 3 * (size_t)C, s->k[i] + roff, s->v[i] + roff, B, T,
+                      past + T, s->cap, H, d, past, key_mask, 1.0f / sqrtf((float)d));
+        block_tail(m, s, l, N, false);
+        if (out->hidden_states && i + 1 < L)
+            memcpy(out->hidden_states + (size_t)(i + 1) * plane, s->x, plane * sizeof(float));
+    }
+    if (out->pre_ln_f) memcpy(out->pre_ln_f, s->x, plane * sizeof(float));
+    be->layernorm(s->ln, s->x, m->lnf_w, m->lnf_b, N, C, eps);
+    if (out->last_hidden) memcpy(out->last_hidden, s->ln, plane * sizeof(float));
+    if (out->hidden_states)
+        memcpy(out->hidden_states + (size_t)L * plane, s->ln, plane * sizeof(float));
+    if (out->logits && out->logits_last) {
+        for (int b = 0; b < B; b++)
+            memcpy(s->last + (size_t)b * C, s->ln + ((size_t)b * T + T - 1) * C, C * sizeof(float));
+        be->matmul(out->logits, s->last, m->lm_head, NULL, B, C, V, BE_OUT_IN, false);
+    } else if (out->logits) {
+        be->matmul(out->logits, s->ln, m->lm_head, NULL, N, C, V, BE_OUT_IN, false);
+    }
+    return 0;
+}
+
+int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
+              float *logits, err_t *e)
+{
+    const backend *be = m->be;
+    int C = (int)m->cfg.n_embd, H = (int)m->cfg.n_head, d = C / H, V = (int)m->cfg.vocab_size;
+    int L = (int)m->cfg.n_layer;
+    float eps = (float)m->cfg.layer_norm_epsilon;
+    if (B < 1 || B > s->rows || B > s->max_tokens)
+        return err_set(e, "gpt2: bad step batch %d (rows %d)", B, s->rows);
+    if (check_ids(m, ids, (size_t)B, e) < 0) return ERR_FAIL;
+    for (int b = 0; b < B; b++)
+        if (pos[b] < 0 || pos[b] >= s->cap)
+            return err_set(e, "position %d is past the context (%d positions)", pos[b], s->cap);
+    size_t rstride = (size_t)H * s->cap * d;
+
+    for (int b = 0; b < B; b++)
+        be->embed(s->x + (size_t)b * C, m->wte, m->wpe, ids + b, 1, 1, pos[b], C);
+    for (int i = 0; i < L; i++) {
+        const struct gpt2_layer *l = &m->layers[i];
+        be->layernorm(s->ln, s->x, l->ln1_w, l->ln1_b, B, C, eps);
+        be->matmul_rows(s->qkv, s->ln, l->attn_w, l->attn_b, B, C, 3 * C, BE_IN_OUT, false);
+        for (int b = 0; b < B; b++) {
+            float *kb = s->k[i] + b * rstride, *vb = s->v[i] + b * rstride;
+            const float *qb = s->qkv + (size_t)b * 3 * C;
+            be->kv_store(kb, vb, qb, 1, 1, H, d, pos[b], s->cap);
+            be->attention(s->att + (size_t)b * C, qb, 3 * (size_t)C, kb, vb, 1, 1, pos[b] + 1,
+                          s->cap, H, d, pos[b], NULL, 1.0f / sqrtf((float)d));
+        }
+        block_tail(m, s, l, B, true);
+    }
+    be->layernorm(s->ln, s->x, m->lnf_w, m->lnf_b, B, C, eps);
+    be->matmul_rows(logits, s->ln, m->lm_head, NULL, B, C, V, BE_OUT_IN, false);
+    return 0;
+}
+
+
+// ---- scoring --------------------------------------------------------------------------------
+
+int gpt2_nll(const gpt2_t *m, gpt2_state *s, int B, int T, const int32_t *ids, double *nll,
+             err_t *e)
+{
+    int C = (int)m->cfg.n_embd, V = (int)m->cfg.vocab_size, N = B * T;
+    if (!s->logits) {
+        s->logits = m->be->alloc((size_t)NLL_CHUNK * V * sizeof(float));
+        s->lp = malloc(NLL_CHUNK * sizeof *s->lp);
+        if (!s->logits || !s->lp) return err_set(e, "out of memory for logits");
+    }
+    struct gpt2_out out = {0};
+    if (gpt2_forward(m, s, 0, B, T, ids, 0, NULL, &out, e) < 0) return ERR_FAIL;
+    /* s->ln now holds ln_f(x) (N,C); row i predicts ids[i+1] within its sequence */
+    int32_t target[NLL_CHUNK];
+    for (int i0 = 0; i0 < N; i0 += NLL_CHUNK) {
+        int n = N - i0 < NLL_CHUNK ? N - i0 : NLL_CHUNK;
+        m->be->matmul(s->logits, s->ln + (size_t)i0 * C, m->lm_head, NULL, n, C, V, BE_OUT_IN,
+                      false);
+        for (int r = 0; r < n; r++) {
+            int i = i0 + r;
+            target[r] = (i % T) + 1 < T ? ids[i + 1] : ids[i]; /* last row: unused */
+        }
+        m->be->log_softmax_pick(s->lp, s->logits, target, n, V);
+        for (int r = 0; r < n; r++) {
+            int i = i0 + r;
+            if ((i % T) + 1 < T) nll[i + 1] = -s->lp[r];
+        }
+    }
+    for (int b = 0; b < B; b++) nll[(size_t)b * T] = 0;
+    return 0;
+}
+
+int gpt2_nll_sliding(const gpt2_t *m, gpt2_state *s, const int32_t *ids, int n, int window,
+                     int stride, int lo, int hi, double *nll, struct gpt2_sliding *sum,
+                     err_t *e)
+{
+    memset(sum, 0, sizeof *sum);
+    if (window < 2 || stride < 1 || stride > window || lo < 1 || hi > n)
+        return err_set(e, "gpt2: bad sliding window (window %d, stride %d, targets %d..%d of %d)",
+                       window, stride, lo, hi, n);
+    double *wnll = malloc((size_t)window * sizeof *wnll);
+    if (!wnll) return err_set(e, "out of memory");
+    int prev_end = 0, rc = 0;
+    for (int begin = 0; begin < hi && prev_end < hi; begin += stride) {
+        int end = begin + window < hi ? begin + window : hi;
+        int t0 = prev_end > begin + 1 ? prev_end : begin + 1; /* first target of this window */
+        int a = t0 > lo ? t0 : lo, scored = end - a;
+        if (scored > 0) {
+            if ((rc = gpt2_nll(m, s, 1, end - begin, ids + begin, wnll, e)) < 0) break;
+            double wsum = 0;
+            for (int t = a; t < end; t++) {
+                nll[t] = wnll[t - begin];
+                wsum += nll[t];
+            }
+            long weight = begin == 0 ? scored : scored - 1;
+            sum->nll_sum += wsum;
+            sum->n += scored;
+            sum->hf_sum += wsum / scored * (double)weight;
+            sum->hf_n += weight;
+            sum->windows++;
+        }
+        prev_end = end;
+    }
+    free(wnll);
+    return rc;
+}
