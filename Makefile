@@ -65,9 +65,10 @@ LIBCUDA    := $(if $(CUDA_ON),$(BUILD)/libcore_cuda.a)
 LINK_LIBS  := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
 
 .PHONY: all tools deps data test unit-tests bench fuzz fixture-check install clean reproduce \
-        gpu-check status
+        gpu-check status FORCE
 .DEFAULT_GOAL := all
-.SECONDARY:
+# tool and test objects are intermediate files of pattern rules; keep them between builds
+.PRECIOUS: $(BUILD)/bin/%.o $(BUILD)/tests/unit/%.o
 
 all: tools data
 	@echo "dlmkit: built $(words $(TOOLS)) tools in bin/ (CUDA $(CUDA_STATUS))"

@@ -30,7 +30,7 @@ int chunk_push(chunker *c, const uint32_t *tokens, size_t n, chunk_emit_fn emit,
         /* n_pending > 0 implies the buffer was reserved by an earlier push. */
         size_t take = c->block - c->n_pending;
         if (take > n) take = n;
-        memcpy(c->pending + c->n_pending, tokens, take * sizeof *tokens);
+        if (take) memcpy(c->pending + c->n_pending, tokens, take * sizeof *tokens);
         c->n_pending += take;
         tokens += take;
         n -= take;

@@ -12,6 +12,7 @@
 #include "lmeval.h"
 #include "fixture.h"
 #include "mauve.h"
+#include "pplagg.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -466,6 +467,122 @@ static void run_ppl(const char *dir, fixture_report *r)
     if (each_line(path, r, chunk_case, NULL) < 0) fixture_unsupported(r, "eval-ppl", path);
 }
 
+/* ---- ppl aggregation: generative perplexity rules and bound orders A-D ------------------- */
+
+/* Reports one value against want[key] at the README's 1e-12 relative tolerance. */
+static void agg_case(fixture_report *r, const char *name, double got, const json_t *f,
+                     const char *key)
+{
+    diff d = {0};
+    diff_json(&d, got, f, key);
+    char cname[160];
+    snprintf(cname, sizeof cname, "%s:%s", name, key);
+    fixture_case(r, "eval-ppl-agg", cname, d.max_abs, d.max_rel,
+                 d.mismatches == 0 && d.max_rel <= 1e-12, "rtol 1e-12");
+}
+
+static void run_genppl(const char *path, fixture_report *r)
+{
+    json_t *f = load_json(path);
+    const json_t *tokens = json_object_get(f, "tokens"), *nll = json_object_get(f, "target_nll");
+    const json_t *want_mask = json_object_get(f, "mdlm_target_mask");
+    size_t n = json_array_size(tokens), batch = (size_t)json_integer_value(json_object_get(f, "batch_size"));
+    json_int_t eos = json_integer_value(json_object_get(f, "eos"));
+    if (!f || !n || n != json_array_size(nll) || !batch || eos < 0) {
+        fixture_unsupported(r, "eval-ppl-agg", path);
+        json_decref(f);
+        return;
+    }
+    pplagg all, masked;
+    pplagg_init(&all, batch);
+    pplagg_init(&masked, 1);
+    diff dseq = {0};
+    size_t mask_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *trow = json_array_get(tokens, i), *nrow = json_array_get(nll, i);
+        size_t L = json_array_size(trow), m = json_array_size(nrow);
+        uint32_t *t = malloc((L ? L : 1) * sizeof *t);
+        unsigned char *mask = malloc(L ? L : 1);
+        double *v = NULL;
+        if (!t || !mask || jarray_doubles(nrow, &v) != m || L != m + 1) {
+            mask_bad++;
+            free(t), free(mask), free(v);
+            continue;
+        }
+        for (size_t j = 0; j < L; j++) t[j] = (uint32_t)json_integer_value(json_array_get(trow, j));
+        double sum = 0, msum = 0;
+        size_t cnt = pplagg_first_eos_mask(t, L, (uint32_t)eos, mask);
+        const json_t *wrow = json_array_get(want_mask, i);
+        for (size_t j = 0; j < m; j++) {
+            sum += v[j];
+            if (mask[j]) msum += v[j];
+            if (json_array_size(wrow) != m || json_integer_value(json_array_get(wrow, j)) != mask[j])
+                mask_bad++;
+        }
+        pplagg one;
+        pplagg_init(&one, 1);
+        pplagg_add(&one, sum, (double)m, NAN);
+        diff_num(&dseq, pplagg_exp_of_mean(&one), jnum(json_array_get(json_object_get(f, "per_sequence_ppl"), i)));
+        pplagg_add(&all, sum, (double)m, NAN);
+        pplagg_add(&masked, msum, (double)cnt, NAN);
+        free(t), free(mask), free(v);
+    }
+    fixture_case(r, "eval-ppl-agg", "genppl:per_sequence_ppl", dseq.max_abs, dseq.max_rel,
+                 dseq.max_rel <= 1e-12 && json_array_size(json_object_get(f, "per_sequence_ppl")) == n,
+                 "rtol 1e-12");
+    fixture_case(r, "eval-ppl-agg", "genppl:mdlm_target_mask", (double)mask_bad, 0, mask_bad == 0,
+                 "exact");
+    agg_case(r, "genppl", pplagg_sedd(&all), f, "sedd_mean_of_batch_mean_of_exp");
+    agg_case(r, "genppl", pplagg_exp_of_mean(&masked), f, "mdlm_token_weighted_exp_of_mean");
+    agg_case(r, "genppl", pplagg_sdtt(&all), f, "sdtt_exp_of_mean_of_sequence_means");
+    json_decref(f);
+}
+
+static void run_bound(const char *path, fixture_report *r)
+{
+    json_t *f = load_json(path);
+    const json_t *rows = json_object_get(f, "bound_nats");
+    size_t blocks = json_array_size(rows);
+    size_t K = (size_t)json_integer_value(json_object_get(f, "t_samples_per_block"));
+    size_t batch = (size_t)json_integer_value(json_object_get(f, "batch_size"));
+    double L = jnum(json_object_get(f, "tokens_per_block"));
+    double *b = blocks && K ? malloc(blocks * K * sizeof *b) : NULL;
+    double *per = blocks ? malloc(blocks * sizeof *per) : NULL;
+    bool ok = f && b && per && batch && L > 0;
+    for (size_t j = 0; ok && j < blocks; j++) {
+        const json_t *row = json_array_get(rows, j);
+        ok = json_array_size(row) == K;
+        for (size_t k = 0; ok && k < K; k++) b[j * K + k] = jnum(json_array_get(row, k));
+    }
+    if (!ok) {
+        fixture_unsupported(r, "eval-ppl-agg", path);
+    } else {
+        double out[4];
+        pplagg_bound_orders(b, blocks, K, L, batch, out, per);
+        diff d = {0};
+        const json_t *want = json_object_get(f, "per_token_bound_per_block");
+        for (size_t j = 0; j < blocks; j++) diff_num(&d, per[j], jnum(json_array_get(want, j)));
+        fixture_case(r, "eval-ppl-agg", "bound:per_token_bound_per_block", d.max_abs, d.max_rel,
+                     d.max_rel <= 1e-12 && json_array_size(want) == blocks, "rtol 1e-12");
+        static const char *const keys[4] = {
+            "order_A_exp_of_mean", "order_B_mean_of_exp_per_block",
+            "order_C_mean_over_batches_of_exp_of_batch_mean", "order_D_mean_of_exp_per_t_sample"};
+        for (int o = 0; o < 4; o++) agg_case(r, "bound", out[o], f, keys[o]);
+    }
+    free(b);
+    free(per);
+    json_decref(f);
+}
+
+static void run_ppl_agg(const char *dir, fixture_report *r)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ppl/genppl_aggregation.json", dir);
+    run_genppl(path, r);
+    snprintf(path, sizeof path, "%s/ppl/bound_aggregation.json", dir);
+    run_bound(path, r);
+}
+
 /* ---- lmeval: requests, scores, aggregates ----------------------------------------------- */
 
 typedef struct lm_ctx {
@@ -653,9 +770,10 @@ int fixture_run_eval(const char *dir, fixture_report *r, err_t *e)
     (void)e;
     if (fixture_selected(r, "eval-mauve")) run_mauve(dir, r);
     if (fixture_selected(r, "eval-diversity")) run_diversity(dir, r);
-    static const char *const ppl_done[] = {"detokenizer_cases.jsonl", "chunking_cases.jsonl", NULL};
+    static const char *const ppl_done[] = {"detokenizer_cases.jsonl", "chunking_cases.jsonl",
+                                           "genppl_aggregation.json", "bound_aggregation.json", NULL};
     if (fixture_selected(r, "eval-ppl")) run_ppl(dir, r);
-    /* the perplexity aggregation orders belong to ppl (the GPT-2/SEDD scoring side) */
+    if (fixture_selected(r, "eval-ppl-agg")) run_ppl_agg(dir, r);
     list_unsupported(dir, "ppl", "eval-ppl-agg", r, ppl_done);
     if (fixture_selected(r, "eval-lmeval")) run_lmeval(dir, r);
     if (fixture_selected(r, "eval-formats")) run_formats(dir, r);

@@ -6,7 +6,10 @@ load helpers
 KINDS=eval-mauve,eval-diversity,eval-ppl,eval-lmeval,eval-formats
 
 @test "fixture-check: the eval kinds pass (mauve, diversity, detokenizers+chunking, lm-eval, formats)" {
-    run -1 fixture-check "$FIX/eval"   # genppl/bound aggregation: UNSUPPORTED here (ppl's)
+    run -0 fixture-check "$FIX/eval"   # every kind, the ppl aggregation rules included
+    [[ "${lines[-1]}" == *" passed, 0 failed, 0 unsupported, "* ]]
+    [[ "$output" == *"PASS  eval-ppl-agg  genppl:sedd_mean_of_batch_mean_of_exp "* ]]
+    [[ "$output" == *"PASS  eval-ppl-agg  bound:order_D_mean_of_exp_per_t_sample "* ]]
     run -0 fixture-check --kinds "$KINDS" "$FIX/eval"
     [[ "${lines[-1]}" == *" passed, 0 failed, 0 unsupported, "* ]]
     [[ "$output" == *"PASS  eval-mauve    paper_shape_1000x256:seeds1-5(5/5 counts exact)"* ]]
