@@ -59,7 +59,11 @@ TOOL_SRC   := $(wildcard bin/*.c)
 TOOLS      := $(TOOL_SRC:.c=)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:%.c=$(BUILD)/%)
+SUPPORT_SRC := $(wildcard tests/support/*.c)
+SUPPORT_BIN := $(SUPPORT_SRC:%.c=$(BUILD)/%)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+# CUDA-vs-CPU op tests (tests/kernels), built only with CUDA; they self-skip without a GPU
+KERNEL_TEST_BIN := $(if $(CUDA_ON),$(patsubst %.c,$(BUILD)/%,$(wildcard tests/kernels/test_*.c)))
 LIBCORE    := $(BUILD)/libcore.a
 LIBCUDA    := $(if $(CUDA_ON),$(BUILD)/libcore_cuda.a)
 LINK_LIBS  := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
@@ -68,7 +72,7 @@ LINK_LIBS  := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
         gpu-check status FORCE
 .DEFAULT_GOAL := all
 # tool and test objects are intermediate files of pattern rules; keep them between builds
-.PRECIOUS: $(BUILD)/bin/%.o $(BUILD)/tests/unit/%.o
+.PRECIOUS: $(BUILD)/bin/%.o $(BUILD)/tests/unit/%.o $(BUILD)/tests/support/%.o
 
 all: tools data
 	@echo "dlmkit: built $(words $(TOOLS)) tools in bin/ (CUDA $(CUDA_STATUS))"
@@ -126,7 +130,7 @@ $(BUILD)/%.o: %.c $(BUILD)/.flags build/version.h | deps
 
 $(BUILD)/%.o: %.cu $(BUILD)/.flags | deps
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(LIBCORE): $(LIB_OBJ)
 	@rm -f $@
@@ -147,13 +151,26 @@ bin/%: $(BUILD)/bin/%.o $(LIBCORE) $(LIBCUDA) build/.tools-flavour
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBCORE) $(LIBCUDA)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
 
+# test-support programs the bats tests run (tests/support/fixturetool: fixtures without Python)
+$(BUILD)/tests/support/%: $(BUILD)/tests/support/%.o $(LIBCORE) $(LIBCUDA)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
+
+$(BUILD)/tests/kernels/%: $(BUILD)/tests/kernels/%.o $(LIBCORE) $(LIBCUDA)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
+.PRECIOUS: $(BUILD)/tests/kernels/%.o
+
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 # ---- tests -------------------------------------------------------------------------------
-unit-tests: $(UNIT_BIN)
+# the unit tests, and the support programs of the bats tests
+unit-tests: $(UNIT_BIN) $(SUPPORT_BIN)
 
-test: tools data unit-tests
-	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
+test: tools data unit-tests $(KERNEL_TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(KERNEL_TEST_BIN)
+
+# on a GPU machine: CUDA build for sm_90, every kernel vs the CPU, one summary table (< 8 min)
+gpu-check:
+	@sh tests/gpu-check.sh
 
 fixture-check: bin/fixture-check data
 	@test -n "$(DIR)" || { echo "usage: make fixture-check DIR=<fixture dir>" >&2; exit 2; }

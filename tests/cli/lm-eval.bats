@@ -20,33 +20,7 @@ error_from() {
 # widen SRC DST: a copy of a tiny model (GPT-2 or absorbing SEDD, vocabulary 1000) widened to the
 # GPT-2 vocabulary: embedding/output rows i -> i % 1000 (SEDD's mask row stays last)
 widen() {
-    command -v python3 >/dev/null || skip "python3 needed to write the widened model"
-    mkdir -p "$2"
-    python3 - "$1" "$2" <<'PY'
-import json, struct, sys
-src, dst = sys.argv[1], sys.argv[2]
-cfg = json.load(open(src + "/config.json"))
-sedd = "tokens" in cfg
-if sedd: cfg["tokens"] = 50257
-else: cfg.update(vocab_size=50257, bos_token_id=50256, eos_token_id=50256)
-json.dump(cfg, open(dst + "/config.json", "w"))
-b = open(src + "/model.safetensors", "rb").read(); n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n]); meta = h.pop("__metadata__", None)
-wide = {"wte.weight", "vocab_embed.embedding", "output_layer.linear.weight", "output_layer.linear.bias"}
-hdr, data = {}, b""
-for k, v in h.items():
-    d = b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
-    if k in wide:
-        rows = v["shape"][0]; row = len(d) // rows
-        src_rows = [i % 1000 for i in range(50257)] + ([1000] if rows == 1001 else [])
-        d = b"".join(d[r * row:(r + 1) * row] for r in src_rows)
-        v["shape"] = [len(src_rows)] + v["shape"][1:]
-    hdr[k] = dict(dtype=v["dtype"], shape=v["shape"], data_offsets=[len(data), len(data) + len(d)])
-    data += d
-if meta: hdr["__metadata__"] = meta
-j = json.dumps(hdr).encode(); j += b" " * (-len(j) % 8)
-open(dst + "/model.safetensors", "wb").write(struct.pack("<Q", len(j)) + j + data)
-PY
+    fixturetool widen-vocab "$1" "$2" 50257
 }
 
 @test "lm-eval: --help, unknown option, missing or bad --task, no input on a tty" {

@@ -33,43 +33,14 @@ samples() {  # samples FILE SEED: 30 unconditional samples of 20 tokens from the
 }
 
 @test "mauve-prep: the fixture's padded rows (real lengths) give padded.features within 5e-5" {
-    command -v python3 >/dev/null || skip "python3 needed to write the stream and read the features"
-    python3 - "$GPT2/cases.safetensors" "$T/padded.msgpack" <<'PY'
-import json, struct, sys
-def tensors(path):
-    b = open(path, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    return {k: (v, b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
-            for k, v in h.items() if k != "__metadata__"}
-t = tensors(sys.argv[1])
-ids = struct.unpack("<%dq" % (len(t["padded.input_ids"][1]) // 8), t["padded.input_ids"][1])
-lens = struct.unpack("<4q", t["padded.lengths"][1])
-def s(x): b = x.encode(); return bytes([0xa0 | len(b)]) + b
-def u16(v): return b"\xcd" + struct.pack(">H", v)
-out = bytes([0x87]) + s("magic") + s("dlmkit-tokens") + s("format_version") + b"\x01" \
-    + s("kind") + s("tokens") + s("tokenizer") + s("gpt2") + s("vocab_size") + u16(1000) \
-    + s("eot") + u16(999) + s("provenance") + b"\x90"
-for b, L in enumerate(lens):
-    row = ids[b * 64:b * 64 + L]
-    out += bytes([0x82]) + s("id") + bytes([10 + b]) + s("tokens") + bytes([0xdc]) \
-        + struct.pack(">H", L) + b"".join(u16(v) for v in row)
-open(sys.argv[2], "wb").write(out)
-PY
+    fixturetool rows-to-stream "$GPT2/cases.safetensors" padded.input_ids padded.lengths 1000 10 \
+        > "$T/padded.msgpack"
     run -0 mauve-prep -m "$GPT2" -o "$T/f.safetensors" "$T/padded.msgpack"
-    run -0 python3 - "$GPT2/cases.safetensors" "$T/f.safetensors" <<'PY'
-import json, struct, sys
-def tensors(path):
-    b = open(path, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    return {k: (v, b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
-            for k, v in h.items() if k != "__metadata__"}
-want = tensors(sys.argv[1])["padded.features"][1]
-got = tensors(sys.argv[2])
-assert got["features"][0]["shape"] == [4, 64] and got["features"][0]["dtype"] == "F32"
-assert struct.unpack("<4q", got["ids"][1]) == (10, 11, 12, 13)
-w = struct.unpack("<256f", want); g = struct.unpack("<256f", got["features"][1])
-d = max(abs(a - b) for a, b in zip(w, g))
-print("max diff", d)
-assert d <= 5e-5
-PY
+    run -0 fixturetool show "$T/f.safetensors" ids
+    [ "${lines[*]}" = "I64 [4] 10 11 12 13" ]
+    run -0 fixturetool show "$T/f.safetensors" features
+    [ "${lines[0]}" = "F32 [4,64]" ]
+    run -0 fixturetool compare-f32 "$GPT2/cases.safetensors" padded.features "$T/f.safetensors" features 5e-5
 }
 
 @test "mauve-prep: two sample sets through mauve; stdout and -o give the same bytes" {
