@@ -1,0 +1,92 @@
+// backend_cuda: the CUDA implementation of the op interface in lib/backend.h. Memory and
+// transfers are here; the ops live in one file per family (matmul, pointwise, norm,
+// attention), each checked against lib/backend_cpu.c by tests/kernels/test_ops.c.
+// Device 0 only; every op is queued on the legacy default stream, so ops run in call order
+// and to_host (a synchronous cudaMemcpy) waits for them.
+#include "attention.cuh"
+#include "backend_cuda.cuh"
+#include "cuda_common.cuh"
+#include "cuda_info.cuh"
+#include "matmul.cuh"
+#include "norm.cuh"
+#include "pointwise.cuh"
+
+static void *cuda_alloc(size_t bytes)
+{
+    void *p = nullptr;
+    // 256-byte aligned by cudaMalloc; 0 bytes still gives a distinct pointer, as on the CPU
+    CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 256), nullptr);
+    return p;
+}
+
+static void cuda_free(void *p)
+{
+    if (!p) return;
+    cudaError_t err = cudaFree(p);
+    if (err != cudaSuccess) fprintf(stderr, "cuda: cudaFree: %s\n", cudaGetErrorString(err));
+}
+
+// The message goes straight into e (not through err_set): libcore_cuda.a is linked after
+// libcore.a, so it cannot call into it.
+static int copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, err_t *e)
+{
+    if (!bytes) return 0;
+    cudaError_t err = cudaMemcpy(dst, src, bytes, kind);
+    if (err != cudaSuccess) {
+        fprintf(stderr, "cuda: cudaMemcpy of %zu bytes: %s\n", bytes, cudaGetErrorString(err));
+        if (e)
+            snprintf(e->msg, sizeof e->msg, "CUDA copy of %zu bytes failed: %s", bytes,
+                     cudaGetErrorString(err));
+        return ERR_FAIL;
+    }
+    return 0;
+}
+
+static int cuda_to_device(void *dst, const void *src, size_t bytes, err_t *e)
+{
+    return copy(dst, src, bytes, cudaMemcpyHostToDevice, e);
+}
+
+static int cuda_to_host(void *dst, const void *src, size_t bytes, err_t *e)
+{
+    return copy(dst, src, bytes, cudaMemcpyDeviceToHost, e);
+}
+
+static backend make_table(void)
+{
+    backend t = {};
+    t.name = "cuda";
+    t.alloc = cuda_alloc;
+    t.free = cuda_free;
+    t.to_device = cuda_to_device;
+    t.to_host = cuda_to_host;
+    t.matmul = cu_matmul;
+    t.matmul_rows = cu_matmul_rows;
+    t.layernorm = cu_layernorm;
+    t.gelu_tanh = cu_gelu_tanh;
+    t.silu = cu_silu;
+    t.add = cu_add;
+    t.modulate = cu_modulate;
+    t.gated_add = cu_gated_add;
+    t.embed = cu_embed;
+    t.rotary = cu_rotary;
+    t.kv_store = cu_kv_store;
+    t.attention = cu_attention;
+    t.softmax = cu_softmax;
+    t.log_softmax = cu_log_softmax;
+    t.log_softmax_pick = cu_log_softmax_pick;
+    return t;
+}
+
+static const backend table = make_table();
+
+extern "C" const backend *backend_cuda(void)
+{
+    static int state;  // 0 untried, 1 ready, -1 unavailable
+    if (state == 0) {
+        state = -1;
+        if (cuda_device_count() > 0 && cudaSetDevice(0) == cudaSuccess && cu_matmul_init() == 0)
+            state = 1;
+    }
+    return state == 1 ? &table : nullptr;
+}
