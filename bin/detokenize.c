@@ -62,9 +62,9 @@ int main(int argc, char **argv)
     err_t e;
     bpe_t *bpe = vocab ? bpe_load(vocab, &e) : bpe_load_default(&e);
     if (!bpe) die("%s", e.msg);
-    FILE *fp = cli_open_input(input, usage);
-    ts_reader_t *rd = ts_reader_open(fp, input, &e);
-    if (!rd) die("%s", e.msg);
+    cli_stream src;
+    cli_stream_open(&src, input, usage);
+    ts_reader_t *rd = src.rd;
     const ts_header *h = ts_reader_header(rd);
     if (strcmp(h->tokenizer, "gpt2") != 0 || h->vocab_size > bpe_vocab_size(bpe))
         die("the stream's tokenizer '%s' (vocab_size %llu) is not the vocabulary in %s (gpt2, %zu)",
@@ -93,8 +93,7 @@ int main(int argc, char **argv)
     cli_output_commit(&out);
     bpe_bytes_free(&text);
     ts_record_free(&r);
-    ts_reader_free(rd);
-    if (fp != stdin) fclose(fp);
+    cli_stream_close(&src);
     bpe_free(bpe);
     return EXIT_OK;
 }

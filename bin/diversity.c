@@ -77,9 +77,9 @@ int main(int argc, char **argv)
     const char *input = optind < argc ? argv[optind] : NULL;
 
     err_t e;
-    FILE *fp = cli_open_input(input, usage);
-    ts_reader_t *rd = ts_reader_open(fp, input ? input : "<stdin>", &e);
-    if (!rd) die("%s", e.msg);
+    cli_stream src;
+    cli_stream_open(&src, input, usage);
+    ts_reader_t *rd = src.rd;
     if (drop) {
         int64_t eot = ts_reader_header(rd)->eot;
         if (eot < 0) die("--drop-eos: the stream header names no EOT token");
@@ -134,7 +134,6 @@ int main(int argc, char **argv)
     }
     cli_output_commit(&out);
     ts_record_free(&r);
-    ts_reader_free(rd);
-    if (fp != stdin) fclose(fp);
+    cli_stream_close(&src);
     return EXIT_OK;
 }

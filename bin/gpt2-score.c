@@ -183,9 +183,9 @@ int main(int argc, char **argv)
     int stride = o.stride ? (int)o.stride : window / 2;
     if (stride > window) die_usage("--stride %d is longer than the window (%d)", stride, window);
 
-    FILE *fp = cli_open_input(o.input, usage);
-    ts_reader_t *rd = ts_reader_open(fp, o.input, &e);
-    if (!rd) die("%s", e.msg);
+    cli_stream src;
+    cli_stream_open(&src, o.input, usage);
+    ts_reader_t *rd = src.rd;
     ts_header h = {0};
     if (ts_header_copy(&h, ts_reader_header(rd), &e) < 0 ||
         cli_add_provenance(&h, &o.common, argc, argv, 0, "cpu", &e) < 0)
@@ -283,8 +283,7 @@ int main(int argc, char **argv)
     gpt2_state_free(batch_state);
     gpt2_state_free(slide_state);
     ts_header_free(&h);
-    ts_reader_free(rd);
-    if (fp != stdin) fclose(fp);
+    cli_stream_close(&src);
     gpt2_free(m);
     return EXIT_OK;
 }

@@ -109,9 +109,9 @@ int main(int argc, char **argv)
     const char *input = optind < argc ? argv[optind] : NULL;
 
     err_t e;
-    FILE *fp = cli_open_input(input, usage);
-    ts_reader_t *rd = ts_reader_open(fp, input, &e);
-    if (!rd) die("%s", e.msg);
+    cli_stream src;
+    cli_stream_open(&src, input, usage);
+    ts_reader_t *rd = src.rd;
     if (eos == -2) eos = ts_reader_header(rd)->eot;
     ts_record r = {0};
     pplagg agg;
@@ -175,7 +175,6 @@ int main(int argc, char **argv)
     cli_output_commit(&out);
     json_decref(o);
     ts_record_free(&r);
-    ts_reader_free(rd);
-    if (fp != stdin) fclose(fp);
+    cli_stream_close(&src);
     return EXIT_OK;
 }

@@ -58,9 +58,9 @@ int main(int argc, char **argv)
     const char *input = optind < argc ? argv[optind] : NULL;
 
     err_t e;
-    FILE *fp = cli_open_input(input, usage);
-    ts_reader_t *rd = ts_reader_open(fp, input, &e);
-    if (!rd) die("%s", e.msg);
+    cli_stream src;
+    cli_stream_open(&src, input, usage);
+    ts_reader_t *rd = src.rd;
     const ts_header *h = ts_reader_header(rd);
     uint8_t *seen = calloc(h->vocab_size, 1);
     if (!seen) die("out of memory");
@@ -104,7 +104,6 @@ int main(int argc, char **argv)
     json_decref(fields);
     free(seen);
     ts_record_free(&r);
-    ts_reader_free(rd);
-    if (fp != stdin) fclose(fp);
+    cli_stream_close(&src);
     return EXIT_OK;
 }

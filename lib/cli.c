@@ -118,6 +118,22 @@ FILE *cli_open_input(const char *path, int (*usage)(FILE *, int))
     return fp;
 }
 
+void cli_stream_open(cli_stream *s, const char *path, int (*usage)(FILE *, int))
+{
+    err_t e;
+    s->fp = cli_open_input(path, usage);
+    s->rd = ts_reader_open(s->fp, path, &e);
+    if (!s->rd) die("%s", e.msg);
+}
+
+void cli_stream_close(cli_stream *s)
+{
+    ts_reader_free(s->rd);
+    if (s->fp != stdin) fclose(s->fp);
+    s->rd = NULL;
+    s->fp = NULL;
+}
+
 /* The file output not yet committed, removed if the tool exits early (die). */
 static char *uncommitted_tmp;
 

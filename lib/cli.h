@@ -52,6 +52,19 @@ void cli_print_version(void);
  * named, says so with the short usage on stderr and exits 2. Dies on open failure. */
 FILE *cli_open_input(const char *path, int (*usage)(FILE *, int));
 
+struct ts_reader;
+/* The input of a tool that reads a token stream: the file (or stdin) and its reader. */
+typedef struct cli_stream {
+    FILE *fp;
+    struct ts_reader *rd;
+} cli_stream;
+
+/* Opens path as cli_open_input does and reads its header; dies (exit 1) with the reader's
+ * message when it is not a valid stream. Close with cli_stream_close(). */
+void cli_stream_open(cli_stream *s, const char *path, int (*usage)(FILE *, int));
+/* Frees the reader and closes the file (stdin stays open). */
+void cli_stream_close(cli_stream *s);
+
 /* An output that is either stdout or a file written atomically (FILE.tmp, renamed on commit). */
 typedef struct cli_output {
     FILE *fp;

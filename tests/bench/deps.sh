@@ -1,9 +1,9 @@
 #!/bin/sh
 # Benchmark-only Debian packages: the peers we measure against (PyTorch for the models, faiss and
-# scikit-learn for MAUVE). Installed when missing and we are root; otherwise the apt-get line is
+# scikit-learn for MAUVE; bc for the timings). Installed when missing and we are root; otherwise the apt-get line is
 # printed and the benchmarks that need them report their peer as skipped. The project itself and
 # its tests never need Python.
-packages="python3-torch python3-faiss python3-sklearn python3-numpy"
+packages="python3-torch python3-faiss python3-sklearn python3-numpy bc"
 missing=$(for p in $packages; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
 done)
