@@ -38,12 +38,24 @@ ifeq ($(CUDA),1)
   endif
 endif
 ifneq ($(NVCC),)
-  CUDA_HOME   := $(patsubst %/bin/nvcc,%,$(NVCC))
+  # the toolkit's root as nvcc itself reports it: nvcc may be a wrapper script elsewhere on PATH
+  CUDA_ROOT   := $(abspath $(shell $(NVCC) -dryrun -x cu -c /dev/null 2>&1 | sed -n 's/^#\$$ TOP=//p'))
+  CUDA_LIBDIR := $(patsubst %/libcublas.so,%,$(firstword $(wildcard \
+                   $(addsuffix /libcublas.so,$(addprefix $(CUDA_ROOT)/,lib64 lib targets/x86_64-linux/lib)))))
+  ifeq ($(CUDA_LIBDIR),)
+    ifeq ($(CUDA),1)
+      $(error CUDA=1 but cuBLAS was not found under $(CUDA_ROOT))
+    endif
+    $(warning nvcc found but no cuBLAS under '$(CUDA_ROOT)': building without CUDA)
+    NVCC :=
+  endif
+endif
+ifneq ($(NVCC),)
   CUDA_ON     := 1
   CPPFLAGS    += -DHAVE_CUDA
   NVCCFLAGS   := -O2 -std=c++17 $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
                  -Xcompiler -Wall,-Wextra,-Werror -Ilib -Ibuild -DHAVE_CUDA
-  CUDA_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  CUDA_LIBS   := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
   CUDA_STATUS := on ($(NVCC), sm_$(subst $(eval) ,/sm_,$(CUDA_ARCH)))
 else
   CUDA_ON     :=
