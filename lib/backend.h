@@ -107,6 +107,72 @@ typedef struct backend {
      * row: max, then the sum of exponentials (float terms, double accumulation across lanes).
      * target[i] must be in 0..c-1. For per-token log-likelihoods. */
     void (*log_softmax_pick)(double *lp, const float *x, const int32_t *target, int n, int c);
+
+    /* ---- training: backward ops and the optimiser ----------------------------------------
+     * Every backward op ADDS into its gradient outputs (d* += ...), as llm.c does: the caller
+     * zeroes the gradients once per step, and a tensor read by two branches (the residual
+     * stream) simply receives both contributions. A gradient pointer may be NULL when that
+     * gradient is not wanted. dy is never modified unless an op says so. Per-element results
+     * do not depend on the thread count (reductions are cut into fixed tiles and summed in a
+     * fixed order), so a training run is reproducible bit for bit on one build. */
+
+    /* Backward of matmul (y = x·W + bias): dx (N,in) += dy (N,out) · Wᵀ, dw (W's layout)
+     * += xᵀ · dy, dbias (out) += column sums of dy. */
+    void (*matmul_backward)(float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                            const float *w, int n, int in, int out, enum be_layout layout);
+    /* Backward of layernorm (mean and variance recomputed from x): dx, dw (C), db (C). w may be
+     * NULL (then dw is ignored); db NULL for a bias-free norm. */
+    void (*layernorm_backward)(float *dx, float *dw, float *db, const float *dy, const float *x,
+                               const float *w, int n, int c, float eps);
+    /* dx += f'(x) · dy for y = gelu_tanh(x) / silu(x); n elements */
+    void (*gelu_tanh_backward)(float *dx, const float *x, const float *dy, size_t n);
+    void (*silu_backward)(float *dx, const float *x, const float *dy, size_t n);
+    /* Backward of modulate: dx += dy (1 + scale[b]); dshift[b] += Σ_t dy; dscale[b] += Σ_t dy·x.
+     * dshift, dscale, scale are rows at stride mod_stride, as in modulate. */
+    void (*modulate_backward)(float *dx, float *dshift, float *dscale, const float *dy,
+                              const float *x, const float *scale, size_t mod_stride, int B, int T,
+                              int C);
+    /* Backward of gated_add (x += gate[b] · y) given dx, the gradient of the updated x (which
+     * also flows on unchanged to the old x: the caller keeps using dx): dgate[b] += Σ_t dx·y,
+     * dy += gate[b] · dx. dgate and gate at stride mod_stride. */
+    void (*gated_add_backward)(float *dgate, float *dy, const float *gate, size_t mod_stride,
+                               const float *dx, const float *y, int B, int T, int C);
+    /* Backward of embed with pos0 = 0: dtable[ids[i]] += dy[i]; dpos[i % T] += dy[i] (dpos may
+     * be NULL). Rows are accumulated in index order (deterministic). */
+    void (*embed_backward)(float *dtable, float *dpos, const int32_t *ids, const float *dy, int n,
+                           int T, int c);
+    /* Backward of rotary, in place on the gradient (the inverse rotation), same arguments. */
+    void (*rotary_backward)(float *dx, size_t row_stride, const float *cos, const float *sin,
+                            int B, int T, int H, int d);
+    /* Backward of kv_store for training (past = 0, cap = T): the K and V parts of dqkv
+     * (B,T,3C) += dk, dv (B,H,T,d). */
+    void (*kv_store_backward)(float *dqkv, const float *dk, const float *dv, int B, int T, int H,
+                              int d);
+    /* Backward of attention with Tq = Tk = cap = T and no key mask; causal (GPT-2, past = 0) or
+     * not (SEDD). The probabilities are recomputed from q and k. dq at q_stride like q (pass
+     * dqkv, 3C); dk, dv (B,H,T,d). */
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               size_t q_stride, const float *k, const float *v, int B, int T,
+                               int H, int d, bool causal, float scale);
+    /* Cross-entropy of n rows of c logits against targets (-1: row ignored): loss[i] =
+     * -log softmax(x[i])[target[i]] (0 when ignored), and, when dx is not NULL,
+     * dx[i] = (softmax(x[i]) - onehot(target[i])) · dscale (0 for ignored rows). dx may alias
+     * x (the logits are then overwritten by their gradient). */
+    void (*cross_entropy)(double *loss, float *dx, const float *x, const int32_t *target, int n,
+                          int c, float dscale);
+
+    /* ---- optimiser ---------------------------------------------------------------------- */
+    /* Σ x², accumulated in double in fixed tiles (for the gradient norm) */
+    double (*sumsq)(const float *x, size_t n);
+    /* x *= a */
+    void (*scale)(float *x, float a, size_t n);
+    /* One AdamW step (PyTorch's torch.optim.AdamW): with t = step (1-based),
+     * p -= lr·wd·p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
+     * p -= lr · (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps). */
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int step);
+    /* EMA of the weights: ema = decay · ema + (1 - decay) · p */
+    void (*ema)(float *ema, const float *p, size_t n, float decay);
 } backend;
 
 /* The CPU reference backend (lib/backend_cpu.c). */
