@@ -130,7 +130,7 @@ static void remove_ckpt_dir(const char *dir)
         snprintf(path, sizeof path, "%s/%s", dir, ckpt_files[i]);
         unlink(path);
     }
-    if (rmdir(dir) != 0) log_warn("left '%s' in place: %s", dir, strerror(errno));
+    if (rmdir(dir) != 0 && errno != ENOENT) log_warn("left '%s' in place: %s", dir, strerror(errno));
 }
 
 /* True when path may be replaced by a checkpoint: absent, an empty directory, or a directory
@@ -305,7 +305,6 @@ static int save(struct run *r, int step, err_t *e)
     size_t n = 0;
     meta[n++] = (st_meta){"tool", "train"};
     meta[n++] = (st_meta){"version", DLM_VERSION " (" DLM_COMMIT ")"};
-    meta[n++] = (st_meta){"command", o->command ? o->command : ""};
     meta[n++] = (st_meta){"step", step_s};
     meta[n++] = (st_meta){"dtype", o->dtype};
     for (int i = 0; i < r->n_settings; i++) meta[n++] = (st_meta){r->keys[i], r->vals[i]};
@@ -326,7 +325,7 @@ static int save(struct run *r, int step, err_t *e)
     }
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/" STATE_FILE, tmp);
-        rc = st_write(path, ts, (size_t)nt, meta + 3, n - 3, e);
+        rc = st_write(path, ts, (size_t)nt, meta + 2, n - 2, e);
     }
     free(host);
     if (rc == 0) {
@@ -481,7 +480,8 @@ int train_run(train_model *m, const struct train_opts *o, const int32_t *train_b
     progress_update(&pr, (uint64_t)start);
     double t0 = now();
     long long tokens = 0;
-    for (int step = start + 1; rc == 0 && step <= o->steps; step++) {
+    int end = o->stop_at > start && o->stop_at < o->steps ? o->stop_at : o->steps;
+    for (int step = start + 1; rc == 0 && step <= end; step++) {
         draw_batch(&r, step);
         double loss;
         if ((rc = be->to_device(m->grads, r.zeros, bytes, e)) < 0) break;
@@ -504,7 +504,7 @@ int train_run(train_model *m, const struct train_opts *o, const int32_t *train_b
             rc = err_set(e, "step %d: the loss is %g; stopping", step, loss);
             break;
         }
-        bool last = step == o->steps;
+        bool last = step == end;
         if (step == start + 1 || step % log_every == 0 || last) {
             double val = NAN, t1 = now();
             if (eval_on && (step % o->eval_every == 0 || last) && (rc = validate(&r, &val, e)) < 0)
@@ -531,8 +531,8 @@ int train_run(train_model *m, const struct train_opts *o, const int32_t *train_b
         progress_update(&pr, (uint64_t)step);
     }
     if (pr.enabled) progress_finish(&pr);
-    if (rc == 0 && !(resume && start == o->steps)) rc = save(&r, o->steps, e);
-    if (rc == 0 && resume && start == o->steps)
+    if (rc == 0 && !(resume && start == end)) rc = save(&r, end, e);
+    if (rc == 0 && resume && start == end)
         log_warn("%s is already at step %d: nothing to do", out_dir, start);
     run_free(&r);
     return rc;

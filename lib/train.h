@@ -62,8 +62,9 @@ struct train_opts {
     int save_every;         /* checkpoint every N steps (and at the end) */
     uint64_t seed;
     const char *dtype;      /* weights in model.safetensors: "f32" | "bf16" | "f16" */
-    const char *command;    /* the command line, recorded in the checkpoint metadata; may be NULL */
     bool progress;          /* a progress line even when stderr is not a terminal */
+    int stop_at;            /* > 0: stop after this step as if interrupted (the checkpoint is
+                             * written; --resume continues to steps); 0: run to steps */
 };
 void train_defaults(struct train_opts *o);
 
