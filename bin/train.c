@@ -50,6 +50,7 @@ static int usage(FILE *fp, int status)
             "Output:\n"
             "  -o, --output DIR       checkpoint directory, replaced atomically at each save (an\n"
             "                         existing DIR must be empty or hold a config.json)\n"
+            "                         (without --resume, an existing run there is started afresh)\n"
             "      --resume           continue the run in DIR from its train_state.safetensors;\n"
             "                         every setting that shapes the result must be the same\n"
             "      --save-every N     also save every N steps [1000]\n"
@@ -128,22 +129,20 @@ static int sedd_config_from(const struct sizes *s, struct config *c, err_t *e)
     return 0;
 }
 
-static train_model *gpt2_create(const struct config *c, const backend *be, uint64_t seed,
-                                err_t *e)
-{
-    return gpt2_train_new(&c->gpt2, be, seed, e);
-}
-
-/* The architectures: config from the size flags, a random model of a config, one from a
- * checkpoint (NULL: not built into this binary). */
+/* The architectures: the config of the size flags, the random-init constructor of that config's
+ * kind, and the constructor from a checkpoint directory (NULL: not built into this binary). */
 static const struct arch {
     const char *name;
     int (*config_from)(const struct sizes *s, struct config *c, err_t *e);
-    train_model *(*create)(const struct config *c, const backend *be, uint64_t seed, err_t *e);
+    train_model *(*new_gpt2)(const struct config_gpt2 *c, const backend *be, uint64_t seed,
+                             err_t *e);
+    train_model *(*new_sedd)(const struct config_sedd *c, const backend *be, uint64_t seed,
+                             err_t *e);
     train_model *(*load)(const char *dir, const backend *be, err_t *e);
 } archs[] = {
-    {"gpt2", gpt2_config_from, gpt2_create, gpt2_train_load},
-    {"sedd", sedd_config_from, NULL, NULL},
+    {"gpt2", gpt2_config_from, gpt2_train_new, NULL, gpt2_train_load},
+    /* with lib/sedd_train.h: {"sedd", sedd_config_from, NULL, sedd_train_new, sedd_train_load} */
+    {"sedd", sedd_config_from, NULL, NULL, NULL},
 };
 
 enum { OPT_ARCH = 256, OPT_DATA, OPT_VAL, OPT_INIT, OPT_RESUME, OPT_LAYERS, OPT_WIDTH,
@@ -291,7 +290,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
         if (strcmp(archs[i].name, o.arch) == 0) a = &archs[i];
     if (!a) die_usage("--arch %s: unknown (gpt2, sedd)", o.arch);
-    if (!a->create) die_usage("--arch %s: not built in", o.arch);
+    if (!a->load) die_usage("--arch %s: not built in", o.arch);
     backend_cpu_set_threads(cli_threads(o.common.threads));
     log_set_level(LOG_INFO);
 
@@ -304,7 +303,8 @@ int main(int argc, char **argv)
         if (!o.sizes.vocab) die_usage("--vocab V is required without --data");
         struct config cfg = {0};
         if (a->config_from(&o.sizes, &cfg, &e) < 0) die_usage("%s", e.msg);
-        m = a->create(&cfg, &backend_cpu, o.train.seed, &e);
+        m = cfg.kind == CONFIG_GPT2 ? a->new_gpt2(&cfg.gpt2, &backend_cpu, o.train.seed, &e)
+                                    : a->new_sedd(&cfg.sedd, &backend_cpu, o.train.seed, &e);
     }
     if (!m) die("%s", e.msg);
     if (strcmp(m->arch, o.arch) != 0)

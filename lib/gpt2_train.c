@@ -464,20 +464,17 @@ train_model *gpt2_train_load(const char *dir, const backend *be, err_t *e)
     else
         g = alloc_model(&cfg->gpt2, be, e);
     float *host = g ? malloc(g->base.n_params * sizeof *host) : NULL;
-    if (g && !host) err_set(e, "out of memory");
-    bool ok = host != NULL;
-    for (int i = 0; ok && i < g->base.n_tensors; i++) {
+    int rc = host ? 0 : g ? err_set(e, "out of memory") : ERR_FAIL;
+    for (int i = 0; rc == 0 && i < g->base.n_tensors; i++) {
+        /* ckpt has checked every tensor's presence and shape against the config */
         const struct train_tensor *t = &g->table[i];
-        const st_tensor *st = ckpt_tensor(ck, ckpt_canonical(CONFIG_GPT2, t->name));
-        if (!st)
-            ok = err_set(e, "%s: tensor '%s' is missing", dir, t->name) == 0;
-        else
-            ok = st_tensor_to_f32(st, host + t->offset, e) == 0;
+        rc = st_tensor_to_f32(ckpt_tensor(ck, ckpt_canonical(CONFIG_GPT2, t->name)),
+                              host + t->offset, e);
     }
-    if (ok) ok = be->to_device(g->base.params, host, g->base.n_params * sizeof *host, e) == 0;
+    if (rc == 0) rc = be->to_device(g->base.params, host, g->base.n_params * sizeof *host, e);
     free(host);
     ckpt_close(ck);
-    if (!ok && g) {
+    if (rc < 0 && g) {
         gpt2_free_model(&g->base);
         g = NULL;
     }

@@ -487,6 +487,10 @@ int train_run(train_model *m, const struct train_opts *o, const int32_t *train_b
         if ((rc = be->to_device(m->grads, r.zeros, bytes, e)) < 0) break;
         if ((rc = m->loss(m, r.batch, o->batch, o->seed, (uint64_t)step, true, &loss, e)) < 0)
             break;
+        if (!isfinite(loss)) { /* before the update: the last checkpoint stays usable */
+            rc = err_set(e, "step %d: the loss is %g; stopping", step, loss);
+            break;
+        }
         tokens += (long long)o->batch * m->block_len;
         double gnorm = sqrt(be->sumsq(m->grads, m->n_params));
         if (o->grad_clip > 0 && gnorm > o->grad_clip)
@@ -500,10 +504,6 @@ int train_run(train_model *m, const struct train_opts *o, const int32_t *train_b
                       step);
         }
         if (r.ema) be->ema(r.ema, m->params, m->n_params, (float)o->ema);
-        if (!isfinite(loss)) {
-            rc = err_set(e, "step %d: the loss is %g; stopping", step, loss);
-            break;
-        }
         bool last = step == end;
         if (step == start + 1 || step % log_every == 0 || last) {
             double val = NAN, t1 = now();
