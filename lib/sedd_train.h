@@ -36,7 +36,10 @@ train_model *sedd_train_load(const char *dir, const backend *be, err_t *e);
  * noised tokens (x0 < tokens, xt < vocab), t (B) times; per_seq (B, may be NULL) receives
  * Σ_l σ'(t_b) DSE(b, l) in nats (losses.py's loss for t and perturbed_batch given), *loss (may
  * be NULL) the batch mean of per_seq / block_len. With backward, grads += ∂(*loss)/∂params.
- * train_model.loss draws t and xt and calls this. @return 0 or ERR_FAIL. */
+ * train_model.loss draws t = ε + (1 − ε) U (ε = 1e-3) per row and x_t per position with
+ * philox_draw(seed, key, row, position, 0x5EDD) (t's U at position 2^31; a position's move
+ * uniform from words 0-1, the uniform graph's replacement token from words 2-3 mod N) and calls
+ * this. @return 0 or ERR_FAIL. */
 int sedd_train_loss_given(train_model *m, const int64_t *x0, const int64_t *xt, const double *t,
                           int B, double *per_seq, double *loss, bool backward, err_t *e);
 

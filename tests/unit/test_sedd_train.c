@@ -260,6 +260,34 @@ static void test_init(void)
     m2->free(m2);
 }
 
+/* loss and gradients are the same bits with 1 and 2 threads (train.h's reproducibility) */
+static void test_threads(void)
+{
+    err_t e;
+    train_model *m = sedd_train_load(FIX "tiny_absorb_loglinear", NULL, &e);
+    if (!m) {
+        CHECK(0, "absorb fixture loads: %s", e.msg);
+        return;
+    }
+    enum { B = 4 };
+    const int L = m->block_len;
+    int32_t *blocks = malloc((size_t)B * (size_t)L * sizeof *blocks);
+    for (int i = 0; i < B * L; i++) blocks[i] = (int32_t)(rnd() % 1000);
+    float *g1 = malloc(m->n_params * sizeof *g1);
+    double l1 = 0, l2 = 0;
+    sedd_set_threads(1);
+    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    int rc = m->loss(m, blocks, B, 5, 3, true, &l1, &e);
+    memcpy(g1, m->grads, m->n_params * sizeof *g1);
+    sedd_set_threads(2);
+    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    rc |= m->loss(m, blocks, B, 5, 3, true, &l2, &e);
+    CHECK(rc == 0 && l1 == l2 && memcmp(g1, m->grads, m->n_params * sizeof *g1) == 0,
+          "loss and gradients are identical with 1 and 2 threads (%.9g, %.9g)", l1, l2);
+    free(blocks), free(g1);
+    m->free(m);
+}
+
 /* (d) model.safetensors from the tensor table + write_config load with sedd_load */
 static void test_checkpoint(void)
 {
@@ -329,6 +357,7 @@ int main(void)
     test_init();
     test_gradients(CONFIG_GRAPH_ABSORB);
     test_gradients(CONFIG_GRAPH_UNIFORM);
+    test_threads();
     test_checkpoint();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
