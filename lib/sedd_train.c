@@ -542,14 +542,32 @@ static void model_free(train_model *m)
 }
 
 /* The model without parameter values: tables, views, zeroed params and grads. */
+/* The checks config.c makes on a parsed config, for one built by a caller. */
+static int check_config(const struct config_sedd *c, err_t *e)
+{
+    if (c->tokens < 2 || c->tokens > INT32_MAX - 1)
+        return err_set(e, "sedd_train: tokens %lld is not in 2..%d", (long long)c->tokens,
+                       INT32_MAX - 1);
+    if (c->vocab != c->tokens + (c->graph == CONFIG_GRAPH_ABSORB))
+        return err_set(e, "sedd_train: vocab %lld does not match tokens %lld with the %s graph",
+                       (long long)c->vocab, (long long)c->tokens, config_graph_name(c->graph));
+    if (c->hidden_size < 1 || c->cond_dim < 1 || c->n_blocks < 1 || c->n_heads < 1 ||
+        c->length < 1 || c->length > INT32_MAX / 2)
+        return err_set(e, "sedd_train: hidden_size, cond_dim, n_blocks, n_heads and length must "
+                          "be positive");
+    if (c->hidden_size % c->n_heads || (c->hidden_size / c->n_heads) % 2)
+        return err_set(e, "sedd_train: hidden_size %lld / n_heads %lld is not an even head "
+                          "dimension", (long long)c->hidden_size, (long long)c->n_heads);
+    if (c->scale_by_sigma && c->graph != CONFIG_GRAPH_ABSORB)
+        return err_set(e, "sedd_train: scale_by_sigma requires the absorbing graph");
+    if (c->noise == CONFIG_NOISE_GEOMETRIC && !(c->sigma_min > 0 && c->sigma_max > c->sigma_min))
+        return err_set(e, "sedd_train: geometric noise needs 0 < sigma_min < sigma_max");
+    return 0;
+}
+
 static sedd_train *model_new(const struct config_sedd *cfg, const backend *be, err_t *e)
 {
-    int64_t want_v = cfg->tokens + (cfg->graph == CONFIG_GRAPH_ABSORB);
-    if (cfg->vocab != want_v) {
-        err_set(e, "sedd_train: vocab %lld does not match tokens %lld with the %s graph",
-                (long long)cfg->vocab, (long long)cfg->tokens, config_graph_name(cfg->graph));
-        return NULL;
-    }
+    if (check_config(cfg, e) < 0) return NULL;
     sedd_train *st = calloc(1, sizeof *st);
     if (!st) {
         err_set(e, "out of memory");

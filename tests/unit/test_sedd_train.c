@@ -258,6 +258,14 @@ static void test_init(void)
           "a token outside the data vocabulary is rejected (%s)", e.msg);
     m->free(m);
     m2->free(m2);
+    struct config_sedd bad = tiny_config(CONFIG_GRAPH_ABSORB);
+    bad.n_heads = 3;
+    CHECK(!sedd_train_new(&bad, NULL, 1, &e) && strstr(e.msg, "head dimension"),
+          "a config with an odd head split is rejected (%s)", e.msg);
+    bad = tiny_config(CONFIG_GRAPH_UNIFORM);
+    bad.vocab = 41;
+    CHECK(!sedd_train_new(&bad, NULL, 1, &e) && strstr(e.msg, "vocab"),
+          "a vocab that does not fit the graph is rejected (%s)", e.msg);
 }
 
 /* loss and gradients are the same bits with 1 and 2 threads (train.h's reproducibility) */
