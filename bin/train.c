@@ -1,4 +1,4 @@
-/* train: trains a model (GPT-2 now; SEDD through the same table) on token-stream blocks and
+/* train: trains a model (GPT-2 or SEDD, through one table of architectures) on token-stream blocks and
  * writes checkpoint directories in the released layout (lib/train.h has the loop). */
 #include <getopt.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "config.h"
 #include "gpt2_train.h"
 #include "log.h"
+#include "sedd_train.h"
 #include "train.h"
 #include "tstream.h"
 
@@ -24,7 +25,7 @@ static int usage(FILE *fp, int status)
             "reproducible, and an interrupted run resumed with --resume ends bit-identical.\n"
             "\n"
             "Model:\n"
-            "      --arch NAME        gpt2 [gpt2]\n"
+            "      --arch NAME        gpt2 or sedd (absorbing graph, log-linear noise) [gpt2]\n"
             "      --init DIR         start from this checkpoint instead of random weights\n"
             "      --layers N         blocks [12]\n"
             "      --width C          hidden size [768]\n"
@@ -130,7 +131,7 @@ static int sedd_config_from(const struct sizes *s, struct config *c, err_t *e)
 }
 
 /* The architectures: the config of the size flags, the random-init constructor of that config's
- * kind, and the constructor from a checkpoint directory (NULL: not built into this binary). */
+ * kind, and the constructor from a checkpoint directory. */
 static const struct arch {
     const char *name;
     int (*config_from)(const struct sizes *s, struct config *c, err_t *e);
@@ -141,8 +142,7 @@ static const struct arch {
     train_model *(*load)(const char *dir, const backend *be, err_t *e);
 } archs[] = {
     {"gpt2", gpt2_config_from, gpt2_train_new, NULL, gpt2_train_load},
-    /* with lib/sedd_train.h: {"sedd", sedd_config_from, NULL, sedd_train_new, sedd_train_load} */
-    {"sedd", sedd_config_from, NULL, NULL, NULL},
+    {"sedd", sedd_config_from, NULL, sedd_train_new, sedd_train_load},
 };
 
 enum { OPT_ARCH = 256, OPT_DATA, OPT_VAL, OPT_INIT, OPT_RESUME, OPT_LAYERS, OPT_WIDTH,
@@ -290,7 +290,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
         if (strcmp(archs[i].name, o.arch) == 0) a = &archs[i];
     if (!a) die_usage("--arch %s: unknown (gpt2, sedd)", o.arch);
-    if (!a->load) die_usage("--arch %s: not built in", o.arch);
     backend_cpu_set_threads(cli_threads(o.common.threads));
     log_set_level(LOG_INFO);
 
