@@ -161,7 +161,7 @@ int main(int argc, char **argv)
                         (long long)cfg->tokens);
             }
             double mean, se;
-            if (sedd_sampler_bound(&g, &nz, sedd_score, m, x0, (int)n, o.K, o.grid,
+            if (sedd_sampler_bound(&g, &nz, sedd_score_masked, m, x0, (int)n, o.K, o.grid,
                                    o.common.seed, r.id, (uint32_t)lo, (uint32_t)j, batch, ws,
                                    &mean, &se, &e) < 0)
                 die("%s: record %llu: %s", name, (unsigned long long)r.id, e.msg);

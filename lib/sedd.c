@@ -147,12 +147,45 @@ static void emit(const backend *be, sedd_trace_fn trace, void *ctx, const char *
     free(host);
 }
 
+/* The log-scores of the masked rows only (absorbing graph: the only rows its sampler and loss
+ * read), on the CPU backend: each sequence's masked rows of h (nb·L, H; the final layer's
+ * input) are gathered into hc (L·H floats), multiplied together (one call of cnt rows: the same
+ * bits for the same sequence whatever the batch) into the first rows of the sequence's block
+ * of out (nb,L,V), finished, and moved to their positions from the last one down. The unmasked
+ * rows of out are left as scratch. */
+static void masked_log_scores(const sedd_model_t *m, const float *h, float *hc,
+                              const int64_t *x, const int64_t *masks, const float *sigma, int nb,
+                              int L, float *out)
+{
+    const int H = (int)m->cfg.hidden_size;
+    const int64_t V = m->cfg.vocab, mask = m->cfg.tokens;
+    for (int b = 0; b < nb; b++) {
+        const int64_t *xb = x + (size_t)b * (size_t)L;
+        float *ob = out + (size_t)b * (size_t)L * (size_t)V;
+        int cnt = 0;
+        for (int l = 0; l < L; l++)
+            if (xb[l] == mask)
+                memcpy(hc + (size_t)cnt++ * (size_t)H, h + ((size_t)b * L + l) * (size_t)H,
+                       (size_t)H * sizeof *hc);
+        if (cnt == 0) continue;
+        tiled_matmul(m->be, ob, hc, m->w.out_w, m->w.out_b, 1, cnt, H, (int)V);
+        sedd_finish_rows(ob, cnt, V, sigma[b], m->cfg.scale_by_sigma, masks);
+        for (int l = L - 1, i = cnt - 1; i >= 0; l--)
+            if (xb[l] == mask) {
+                if (l != i)
+                    memcpy(ob + (size_t)l * (size_t)V, ob + (size_t)i * (size_t)V,
+                           (size_t)V * sizeof *ob);
+                i--;
+            }
+    }
+}
+
 /* Work memory one forward call may take for its buffers (batches above it are cut in chunks). */
 #define SEDD_WORK_BYTES ((size_t)64 << 20)
 
 /* The forward pass of nb sequences together (work buffers of about 14·L·H floats each). */
 static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, int nb, int L,
-                         float *out, sedd_trace_fn trace, void *tctx, err_t *e)
+                         bool masked_only, float *out, sedd_trace_fn trace, void *tctx, err_t *e)
 {
     const backend *be = m->be;
     const int H = (int)m->cfg.hidden_size, C = (int)m->cfg.cond_dim, V = (int)m->cfg.vocab;
@@ -251,6 +284,17 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     size_t osz = (size_t)rows * (size_t)V;
     float *logits = out;
     bool host_out = be == &backend_cpu; /* the CPU backend's memory is host memory */
+    if (masked_only && host_out && !trace) {
+        int64_t *masks = malloc((size_t)L * sizeof *masks);
+        const bool ok = masks != NULL;
+        if (ok) {
+            for (int l = 0; l < L; l++) masks[l] = m->cfg.tokens;
+            masked_log_scores(m, w.h, w.tmp, x, masks, sigma, nb, L, out);
+        }
+        free(masks);
+        work_free(be, &w);
+        return ok ? 0 : err_set(e, "sedd_forward: out of memory");
+    }
     if (!host_out && !(logits = be->alloc(osz * sizeof *logits))) {
         work_free(be, &w);
         return err_set(e, "sedd_forward: out of memory for the logits");
@@ -270,8 +314,10 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     return 0;
 }
 
-int sedd_forward(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
-                 float *out, sedd_trace_fn trace, void *trace_ctx, err_t *e)
+/* sedd_forward, or with masked_only the masked rows only (see masked_log_scores). */
+static int forward_batch(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
+                         bool masked_only, float *out, sedd_trace_fn trace, void *trace_ctx,
+                         err_t *e)
 {
     const int64_t V = m->cfg.vocab;
     for (size_t i = 0; i < (size_t)B * (size_t)L; i++)
@@ -279,7 +325,7 @@ int sedd_forward(sedd_model_t *m, const int64_t *x, const float *sigma, int B, i
             return err_set(e, "sedd_forward: token %lld at position %zu is outside the model's "
                               "vocabulary (0..%lld)", (long long)x[i], i % (size_t)L,
                            (long long)V - 1);
-    if (trace) return forward_chunk(m, x, sigma, B, L, out, trace, trace_ctx, e);
+    if (trace) return forward_chunk(m, x, sigma, B, L, false, out, trace, trace_ctx, e);
     /* sequences together, as many as fit SEDD_WORK_BYTES of work buffers (every product is cut
      * per sequence, so the chunking changes no bit) */
     const size_t per_seq = (size_t)L * (size_t)m->cfg.hidden_size * 14 * sizeof(float);
@@ -289,14 +335,29 @@ int sedd_forward(sedd_model_t *m, const int64_t *x, const float *sigma, int B, i
     for (int b = 0; b < B; b += chunk) {
         const int nb = B - b < chunk ? B - b : chunk;
         size_t o = (size_t)b * (size_t)L;
-        if (forward_chunk(m, x + o, sigma + b, nb, L, out + o * (size_t)V, NULL, NULL, e) < 0)
+        if (forward_chunk(m, x + o, sigma + b, nb, L, masked_only, out + o * (size_t)V, NULL,
+                          NULL, e) < 0)
             return ERR_FAIL;
     }
     return 0;
+}
+
+int sedd_forward(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
+                 float *out, sedd_trace_fn trace, void *trace_ctx, err_t *e)
+{
+    return forward_batch(m, x, sigma, B, L, false, out, trace, trace_ctx, e);
 }
 
 int sedd_score(void *ctx, const int64_t *x, const float *sigma, int B, int L, float *log_score,
                err_t *e)
 {
     return sedd_forward(ctx, x, sigma, B, L, log_score, NULL, NULL, e);
+}
+
+int sedd_score_masked(void *ctx, const int64_t *x, const float *sigma, int B, int L,
+                    float *log_score, err_t *e)
+{
+    sedd_model_t *m = ctx;
+    return forward_batch(m, x, sigma, B, L, m->cfg.graph == CONFIG_GRAPH_ABSORB, log_score, NULL,
+                         NULL, e);
 }

@@ -43,7 +43,8 @@ int64_t sedd_sampler_denoise_probs(const sedd_graph *g, int64_t x, const float *
                                    double *probs /* (V) */, double *tmp /* (V) */);
 
 /* Log-scores of B sequences of length L at total noise sigma[b]: what the sampler and the loss
- * call (sedd_forward behind a context). */
+ * call (sedd_forward behind a context). With an absorbing graph they read only the rows at
+ * masked positions, so a function may leave the others as scratch (sedd_score_masked). */
 typedef int (*sedd_score_fn)(void *ctx, const int64_t *x /* (B,L) */, const float *sigma /* (B) */,
                              int B, int L, float *log_score /* (B,L,V) */, err_t *e);
 
