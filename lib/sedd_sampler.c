@@ -37,6 +37,10 @@ int64_t sedd_sampler_categorical(const double *p, int64_t n, const sedd_draw *d)
         if ((y & 1) == 0)
             philox_draw(d->seed, d->record, d->step, d->position, (uint32_t)(y >> 1), w);
         double u = (y & 1) ? philox_u01_f64(w[2], w[3]) : philox_u01_f64(w[0], w[1]);
+        /* −log u ≥ 1 − u, so p/(1 − u) bounds v for p ≥ 0: when even that bound (with a margin
+         * far above the rounding of both sides) is below the best, y cannot win and its log is
+         * not needed — the same draw as without the test, most logs skipped */
+        if (p[y] >= 0 && p[y] * (1 + 1e-9) < best_v * (1 - u)) continue;
         double v = p[y] / -log(u);
         if (v > best_v || y == 0) {
             best_v = v;
