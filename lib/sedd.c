@@ -69,14 +69,17 @@ fail:
 
 enum { SEDD_TILE = 128 };
 
-/* y (nb·r, out) = x (nb·r, in) wᵀ + bias for nb groups of r rows (a sequence's tokens, or its
- * one conditioning row): each group is multiplied on its own, one single-threaded sgemm call of
- * r rows per tile of output columns, so a row's bits depend neither on the thread count nor on
- * which other groups share the call; the (group, tile) calls are spread over OpenMP threads. */
+/* y (nb·r, out) = x wᵀ + bias for nb groups of rows (a sequence's tokens, or its one
+ * conditioning row): group g's output rows start at row g·r of y; it has r rows starting at row
+ * g·r of x, or, when cnt is not NULL, cnt[g] rows starting at row xrow[g] of x. Each group is
+ * multiplied on its own, one single-threaded sgemm call per tile of output columns, so a row's
+ * bits depend neither on the thread count nor on which other groups share the call; the
+ * (group, tile) calls are spread over OpenMP threads. */
 static void tiled_matmul(const backend *be, float *y, const float *x, const float *w,
-                         const float *bias, int nb, int r, int in, int out)
+                         const float *bias, int nb, int r, int in, int out, const int *cnt,
+                         const int *xrow)
 {
-    if (be != &backend_cpu) {
+    if (be != &backend_cpu) { /* (cnt is only passed on the CPU backend) */
         be->matmul(y, x, w, bias, nb * r, in, out, BE_OUT_IN, false);
         return;
     }
@@ -86,12 +89,14 @@ static void tiled_matmul(const backend *be, float *y, const float *x, const floa
     for (int task = 0; task < tasks; task++) {
         const int g = task / nt, j0 = task % nt * SEDD_TILE;
         const int nj = out - j0 < SEDD_TILE ? out - j0 : SEDD_TILE;
-        const float *xg = x + (size_t)g * (size_t)r * (size_t)in;
+        const int n = cnt ? cnt[g] : r;
+        const float *xg = x + (size_t)(cnt ? xrow[g] : g * r) * (size_t)in;
         float *yg = y + (size_t)g * (size_t)r * (size_t)out + j0;
+        if (n == 0) continue;
         if (bias)
-            for (int i = 0; i < r; i++)
+            for (int i = 0; i < n; i++)
                 memcpy(yg + (size_t)i * (size_t)out, bias + j0, (size_t)nj * sizeof *y);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, nj, in, 1.0f, xg, in,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nj, in, 1.0f, xg, in,
                     w + (size_t)j0 * (size_t)in, in, bias ? 1.0f : 0.0f, yg, out);
     }
 }
@@ -148,29 +153,39 @@ static void emit(const backend *be, sedd_trace_fn trace, void *ctx, const char *
 }
 
 /* The log-scores of the masked rows only (absorbing graph: the only rows its sampler and loss
- * read), on the CPU backend: each sequence's masked rows of h (nb·L, H; the final layer's
- * input) are gathered into hc (L·H floats), multiplied together (one call of cnt rows: the same
- * bits for the same sequence whatever the batch) into the first rows of the sequence's block
- * of out (nb,L,V), finished, and moved to their positions from the last one down. The unmasked
- * rows of out are left as scratch. */
-static void masked_log_scores(const sedd_model_t *m, const float *h, float *hc,
-                              const int64_t *x, const int64_t *masks, const float *sigma, int nb,
-                              int L, float *out)
+ * read), on the CPU backend: the masked rows of h (nb·L, H; the final layer's input) are
+ * gathered into hc (nb·L·H floats), each sequence's multiplied together (one product of its
+ * cnt rows: the same bits for the same sequence whatever the batch) into the first rows of its
+ * block of out (nb,L,V), finished, and moved to their positions from the last one down. The
+ * unmasked rows of out are left as scratch. @return 0 or ERR_FAIL (out of memory). */
+static int masked_log_scores(const sedd_model_t *m, const float *h, float *hc, const int64_t *x,
+                             const float *sigma, int nb, int L, float *out, err_t *e)
 {
     const int H = (int)m->cfg.hidden_size;
     const int64_t V = m->cfg.vocab, mask = m->cfg.tokens;
+    int *cnt = malloc((size_t)nb * 2 * sizeof *cnt), *xrow = cnt + nb;
+    int64_t *masks = malloc((size_t)L * sizeof *masks);
+    if (!cnt || !masks) {
+        free(cnt), free(masks);
+        return err_set(e, "sedd_forward: out of memory");
+    }
+    for (int l = 0; l < L; l++) masks[l] = mask;
+    int total = 0;
+    for (int b = 0; b < nb; b++) {
+        xrow[b] = total;
+        for (int l = 0; l < L; l++)
+            if (x[(size_t)b * L + l] == mask)
+                memcpy(hc + (size_t)total++ * (size_t)H, h + ((size_t)b * L + l) * (size_t)H,
+                       (size_t)H * sizeof *hc);
+        cnt[b] = total - xrow[b];
+    }
+    tiled_matmul(m->be, out, hc, m->w.out_w, m->w.out_b, nb, L, H, (int)V, cnt, xrow);
+#pragma omp parallel for schedule(dynamic, 1) if ((double)total * (double)V > 65536)
     for (int b = 0; b < nb; b++) {
         const int64_t *xb = x + (size_t)b * (size_t)L;
         float *ob = out + (size_t)b * (size_t)L * (size_t)V;
-        int cnt = 0;
-        for (int l = 0; l < L; l++)
-            if (xb[l] == mask)
-                memcpy(hc + (size_t)cnt++ * (size_t)H, h + ((size_t)b * L + l) * (size_t)H,
-                       (size_t)H * sizeof *hc);
-        if (cnt == 0) continue;
-        tiled_matmul(m->be, ob, hc, m->w.out_w, m->w.out_b, 1, cnt, H, (int)V);
-        sedd_finish_rows(ob, cnt, V, sigma[b], m->cfg.scale_by_sigma, masks);
-        for (int l = L - 1, i = cnt - 1; i >= 0; l--)
+        sedd_finish_rows(ob, cnt[b], V, sigma[b], m->cfg.scale_by_sigma, masks);
+        for (int l = L - 1, i = cnt[b] - 1; i >= 0; l--)
             if (xb[l] == mask) {
                 if (l != i)
                     memcpy(ob + (size_t)l * (size_t)V, ob + (size_t)i * (size_t)V,
@@ -178,6 +193,8 @@ static void masked_log_scores(const sedd_model_t *m, const float *h, float *hc,
                 i--;
             }
     }
+    free(cnt), free(masks);
+    return 0;
 }
 
 /* Work memory one forward call may take for its buffers (batches above it are cut in chunks). */
@@ -223,9 +240,9 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     emit(be, trace, tctx, "t_freq", w.tf, (size_t)nb * SEDD_FREQ);
     emit(be, trace, tctx, "rotary_cos", w.cos, (size_t)L * (size_t)d);
     emit(be, trace, tctx, "rotary_sin", w.sin, (size_t)L * (size_t)d);
-    tiled_matmul(be, w.c, w.tf, m->w.map0, m->w.map0_b, nb, 1, SEDD_FREQ, C);
+    tiled_matmul(be, w.c, w.tf, m->w.map0, m->w.map0_b, nb, 1, SEDD_FREQ, C, NULL, NULL);
     be->silu(w.c, w.c, (size_t)nb * (size_t)C);
-    tiled_matmul(be, w.s, w.c, m->w.map2, m->w.map2_b, nb, 1, C, C);
+    tiled_matmul(be, w.s, w.c, m->w.map2, m->w.map2_b, nb, 1, C, C, NULL, NULL);
     emit(be, trace, tctx, "sigma_map_out", w.s, (size_t)nb * (size_t)C);
     be->silu(w.c, w.s, (size_t)nb * (size_t)C);
     emit(be, trace, tctx, "c", w.c, (size_t)nb * (size_t)C);
@@ -240,13 +257,13 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
             emit(be, trace, tctx, name, buf, n);                                               \
         }                                                                                      \
     } while (0)
-        tiled_matmul(be, w.mod, w.c, bl->ada, bl->ada_b, nb, 1, C, 6 * H);
+        tiled_matmul(be, w.mod, w.c, bl->ada, bl->ada_b, nb, 1, C, 6 * H, NULL, NULL);
         TRACE("adaLN_out", w.mod, (size_t)nb * ms);
         be->layernorm(w.h, w.x, bl->norm1, NULL, rows, H, SEDD_LN_EPS);
         TRACE("norm1_out", w.h, hsz);
         be->modulate(w.h, w.h, w.mod, w.mod + H, ms, nb, L, H);
         TRACE("attn_in_modulated", w.h, hsz);
-        tiled_matmul(be, w.qkv, w.h, bl->qkv, NULL, nb, L, H, 3 * H);
+        tiled_matmul(be, w.qkv, w.h, bl->qkv, NULL, nb, L, H, 3 * H, NULL, NULL);
         TRACE("qkv", w.qkv, 3 * hsz);
         be->rotary(w.qkv, 3 * (size_t)H, w.cos, w.sin, nb, L, nh, d);
         be->rotary(w.qkv + H, 3 * (size_t)H, w.cos, w.sin, nb, L, nh, d);
@@ -256,7 +273,7 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
         be->attention(w.att, w.qkv, 3 * (size_t)H, w.k, w.v, nb, L, L, L, nh, d, -1, NULL,
                       1.0f / sqrtf((float)d));
         TRACE("attn_core_out", w.att, hsz);
-        tiled_matmul(be, w.tmp, w.att, bl->attn_out, NULL, nb, L, H, H);
+        tiled_matmul(be, w.tmp, w.att, bl->attn_out, NULL, nb, L, H, H, NULL, NULL);
         TRACE("attn_out", w.tmp, hsz);
         be->gated_add(w.x, w.mod + 2 * H, ms, w.tmp, nb, L, H);
         TRACE("x_after_attn", w.x, hsz);
@@ -264,18 +281,18 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
         TRACE("norm2_out", w.h, hsz);
         be->modulate(w.h, w.h, w.mod + 3 * H, w.mod + 4 * H, ms, nb, L, H);
         TRACE("mlp_in_modulated", w.h, hsz);
-        tiled_matmul(be, w.mlp, w.h, bl->fc1, bl->fc1_b, nb, L, H, 4 * H);
+        tiled_matmul(be, w.mlp, w.h, bl->fc1, bl->fc1_b, nb, L, H, 4 * H, NULL, NULL);
         TRACE("mlp_fc1", w.mlp, 4 * hsz);
         be->gelu_tanh(w.mlp, w.mlp, 4 * hsz);
         TRACE("mlp_gelu", w.mlp, 4 * hsz);
-        tiled_matmul(be, w.tmp, w.mlp, bl->fc2, bl->fc2_b, nb, L, 4 * H, H);
+        tiled_matmul(be, w.tmp, w.mlp, bl->fc2, bl->fc2_b, nb, L, 4 * H, H, NULL, NULL);
         TRACE("mlp_fc2", w.tmp, hsz);
         be->gated_add(w.x, w.mod + 5 * H, ms, w.tmp, nb, L, H);
         TRACE("out", w.x, hsz);
 #undef TRACE
     }
     /* final layer: shift, scale (no gate) */
-    tiled_matmul(be, w.mod, w.c, m->w.out_ada, m->w.out_ada_b, nb, 1, C, 2 * H);
+    tiled_matmul(be, w.mod, w.c, m->w.out_ada, m->w.out_ada_b, nb, 1, C, 2 * H, NULL, NULL);
     emit(be, trace, tctx, "final.adaLN_out", w.mod, (size_t)nb * 2 * (size_t)H);
     be->layernorm(w.h, w.x, m->w.norm_f, NULL, rows, H, SEDD_LN_EPS);
     emit(be, trace, tctx, "final.norm_out", w.h, hsz);
@@ -285,21 +302,15 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     float *logits = out;
     bool host_out = be == &backend_cpu; /* the CPU backend's memory is host memory */
     if (masked_only && host_out && !trace) {
-        int64_t *masks = malloc((size_t)L * sizeof *masks);
-        const bool ok = masks != NULL;
-        if (ok) {
-            for (int l = 0; l < L; l++) masks[l] = m->cfg.tokens;
-            masked_log_scores(m, w.h, w.tmp, x, masks, sigma, nb, L, out);
-        }
-        free(masks);
+        rc = masked_log_scores(m, w.h, w.tmp, x, sigma, nb, L, out, e);
         work_free(be, &w);
-        return ok ? 0 : err_set(e, "sedd_forward: out of memory");
+        return rc;
     }
     if (!host_out && !(logits = be->alloc(osz * sizeof *logits))) {
         work_free(be, &w);
         return err_set(e, "sedd_forward: out of memory for the logits");
     }
-    tiled_matmul(be, logits, w.h, m->w.out_w, m->w.out_b, nb, L, H, V);
+    tiled_matmul(be, logits, w.h, m->w.out_w, m->w.out_b, nb, L, H, V, NULL, NULL);
     work_free(be, &w);
     if (!host_out) {
         rc = be->to_host(out, logits, osz * sizeof *out, e);
