@@ -31,6 +31,10 @@ void openblas_set_num_threads(int n);
  * above it the score and value products go through sgemm. */
 enum { ATT_GEMM_MIN = 8 };
 
+/* Queries per block of the GEMM path of attention: the unit of work of a thread and, causal,
+ * the granularity at which the masked upper triangle of the scores is skipped. */
+enum { ATT_QBLOCK = 128 };
+
 /* matmul_rows (BE_IN_OUT) sums the k range in this many fixed chunks (see there); also the most
  * threads that product uses (it is memory-bound: a few cores saturate the bus). */
 enum { ROWS_KCHUNKS = 8 };
@@ -397,32 +401,39 @@ static void cpu_attention(float *out, const float *q, size_t q_stride, const flo
         }
         return;
     }
-    /* Long query blocks: S = Q Kᵀ and O = P V through sgemm, one (b,h) per OpenMP task, the
-     * masked softmax between them. The causal half of S is computed and discarded: cheaper
-     * than a triangular loop at BLAS speed. */
+    /* Long query blocks: per (b, h) and block of ATT_QBLOCK queries, S = Q Kᵀ and O = P V
+     * through sgemm with the masked softmax between. A causal block multiplies only the keys
+     * its last query sees (at past = 0 about half of the full square); the few masked scores
+     * left in its upper corner are computed and zeroed. Blocks are taken largest first (dynamic
+     * schedule); each is one thread's, so the result does not depend on the thread count. */
+    int nqb = (Tq + ATT_QBLOCK - 1) / ATT_QBLOCK;
 #pragma omp parallel
     {
-        float *S = malloc((size_t)Tq * Tk * sizeof *S);
+        float *S = malloc((size_t)(Tq < ATT_QBLOCK ? Tq : ATT_QBLOCK) * Tk * sizeof *S);
         if (!S) abort(); /* TODO: ops cannot fail today; a caller-provided workspace would */
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++) {
-                const float *qh = q + (size_t)b * Tq * q_stride + (size_t)h * d;
-                const float *kh = k + ((size_t)b * H + h) * cap * d;
-                const float *vh = v + ((size_t)b * H + h) * cap * d;
-                const uint8_t *mask = key_mask ? key_mask + (size_t)b * Tk : NULL;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, d, scale, qh,
-                            (int)q_stride, kh, d, 0.0f, S, Tk);
-                for (int t = 0; t < Tq; t++) {
-                    float *st = S + (size_t)t * Tk;
-                    int n = past >= 0 ? past + t + 1 : Tk;
-                    float inv = softmax_visible(st, n, mask);
-                    for (int j = 0; j < n; j++) st[j] *= inv;
-                    for (int j = n; j < Tk; j++) st[j] = 0.0f;
+#pragma omp for collapse(3) schedule(dynamic, 1)
+        for (int blk = nqb - 1; blk >= 0; blk--)
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < H; h++) {
+                    int t0 = blk * ATT_QBLOCK, nq = Tq - t0 < ATT_QBLOCK ? Tq - t0 : ATT_QBLOCK;
+                    int nk = past >= 0 ? past + t0 + nq : Tk; /* keys the last query sees */
+                    const float *qh = q + ((size_t)b * Tq + t0) * q_stride + (size_t)h * d;
+                    const float *kh = k + ((size_t)b * H + h) * cap * d;
+                    const float *vh = v + ((size_t)b * H + h) * cap * d;
+                    const uint8_t *mask = key_mask ? key_mask + (size_t)b * Tk : NULL;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, scale, qh,
+                                (int)q_stride, kh, d, 0.0f, S, nk);
+                    for (int t = 0; t < nq; t++) {
+                        float *st = S + (size_t)t * nk;
+                        int n = past >= 0 ? past + t0 + t + 1 : Tk;
+                        float inv = softmax_visible(st, n, mask);
+                        for (int j = 0; j < n; j++) st[j] *= inv;
+                        for (int j = n; j < nk; j++) st[j] = 0.0f;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, d, nk, 1.0f, S, nk,
+                                vh, d, 0.0f, out + ((size_t)b * Tq + t0) * C + (size_t)h * d,
+                                (int)C);
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, d, Tk, 1.0f, S, Tk,
-                            vh, d, 0.0f, out + (size_t)b * Tq * C + (size_t)h * d, (int)C);
-            }
         free(S);
     }
 }
