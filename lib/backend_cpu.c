@@ -12,6 +12,7 @@
  * The training ops (backward, cross-entropy, optimiser) are in backend_cpu_train.c. */
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -132,6 +133,25 @@ static inline float dot_fixed(const float *a, const float *b, int n)
     return acc[0];
 }
 
+/* y (n,out) (+)= (p_0 + p_1 + ... + p_{nch-1}) + bias, the (n,out) partial products p_c of
+ * matmul_rows at part + c·n·out, added in chunk order. */
+HOT static void combine_chunks(float *y, const float *part, const float *bias, int nch, int n,
+                               int out, bool accumulate)
+{
+    size_t tot = (size_t)n * out;
+    for (int r = 0; r < n; r++) {
+        float *yr = y + (size_t)r * out;
+        const float *p0 = part + (size_t)r * out;
+#pragma omp simd
+        for (int j = 0; j < out; j++) {
+            float sv = p0[j];
+            for (int c = 1; c < nch; c++) sv += p0[(size_t)c * tot + j];
+            sv += bias ? bias[j] : 0.0f;
+            yr[j] = accumulate ? yr[j] + sv : sv;
+        }
+    }
+}
+
 HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const float *bias,
                                 int n, int in, int out, enum be_layout layout, bool accumulate)
 {
@@ -160,9 +180,10 @@ HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const 
     if (in > 0) nch = (in + kper - 1) / kper; /* no empty chunk */
     float *part = malloc((size_t)nch * n * out * sizeof *part);
     if (!part) abort(); /* TODO: a caller-provided workspace */
+    atomic_int chunks_done = 0;
 #pragma omp parallel
     {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int c = 0; c < nch; c++) {
             int k0 = c * kper, k1 = k0 + kper < in ? k0 + kper : in;
             float *pc = part + (size_t)c * n * out;
@@ -191,15 +212,11 @@ HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const 
                     for (int j = 0; j < out; j++) ar[j] += xk * wk[j];
                 }
             }
-        }
-        /* combine: columns split across threads, chunks added in order */
-        size_t tot = (size_t)n * out;
-#pragma omp for schedule(static)
-        for (size_t i = 0; i < tot; i++) {
-            float sv = part[i];
-            for (int c = 1; c < nch; c++) sv += part[(size_t)c * tot + i];
-            sv += bias ? bias[i % (size_t)out] : 0.0f;
-            y[i] = accumulate ? y[i] + sv : sv;
+            /* whoever finishes the last chunk combines them, chunks added in order: no barrier
+             * between the two phases (each one a thread put to sleep and woken on a shared
+             * machine, where the combine itself is microseconds) */
+            if (atomic_fetch_add_explicit(&chunks_done, 1, memory_order_acq_rel) == nch - 1)
+                combine_chunks(y, part, bias, nch, n, out, accumulate);
         }
     }
     free(part);
