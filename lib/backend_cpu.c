@@ -357,6 +357,7 @@ HOT static float softmax_visible(float *s, int n, const uint8_t *mask)
     double sum = 0;
     if (!mask) { /* the common case, vectorised; the sum in float vector lanes (n/16 or
                   * n/8 terms each: well under 1e-5 relative for n = 1024, typically 1e-7) */
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
         float fsum = 0.0f;
 #pragma omp simd reduction(+ : fsum)
@@ -440,16 +441,20 @@ static void cpu_attention(float *out, const float *q, size_t q_stride, const flo
                     const uint8_t *mask = key_mask ? key_mask + (size_t)b * Tk : NULL;
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, scale, qh,
                                 (int)q_stride, kh, d, 0.0f, S, nk);
+                    float inv[ATT_QBLOCK];
                     for (int t = 0; t < nq; t++) {
                         float *st = S + (size_t)t * nk;
                         int n = past >= 0 ? past + t0 + t + 1 : Tk;
-                        float inv = softmax_visible(st, n, mask);
-                        for (int j = 0; j < n; j++) st[j] *= inv;
-                        for (int j = n; j < nk; j++) st[j] = 0.0f;
+                        inv[t] = softmax_visible(st, n, mask);
+                        for (int j = inv[t] == 0.0f ? 0 : n; j < nk; j++) st[j] = 0.0f;
                     }
+                    /* O = (exp(S - max) V) / sum: the normalisation on the d outputs of a row
+                     * instead of its nk probabilities */
+                    float *ob = out + ((size_t)b * Tq + t0) * C + (size_t)h * d;
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, d, nk, 1.0f, S, nk,
-                                vh, d, 0.0f, out + ((size_t)b * Tq + t0) * C + (size_t)h * d,
-                                (int)C);
+                                vh, d, 0.0f, ob, (int)C);
+                    for (int t = 0; t < nq; t++)
+                        for (int e = 0; e < d; e++) ob[(size_t)t * C + e] *= inv[t];
                 }
         free(S);
     }
