@@ -224,16 +224,19 @@ HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const 
 
 // ---- normalisation and pointwise ------------------------------------------------------------
 
-static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int n, int c,
-                          float eps)
+/* The statistics in double, summed in vector lanes (a fixed order for a row of c). */
+HOT static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int n,
+                              int c, float eps)
 {
 #pragma omp parallel for schedule(static) if (n > 4)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * c;
         float *yi = y + (size_t)i * c;
         double sum = 0, sq = 0;
+#pragma omp simd reduction(+ : sum)
         for (int j = 0; j < c; j++) sum += xi[j];
         double mean = sum / c;
+#pragma omp simd reduction(+ : sq)
         for (int j = 0; j < c; j++) {
             double d = xi[j] - mean;
             sq += d * d;
@@ -500,6 +503,7 @@ HOT static void cpu_log_softmax_pick(double *lp, const float *x, const int32_t *
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * c;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < c; j++) mx = xi[j] > mx ? xi[j] : mx;
         /* float lanes over blocks of 1024, each block's sum added in double */
         double sum = 0;
