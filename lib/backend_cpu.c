@@ -135,18 +135,20 @@ static inline float dot_fixed(const float *a, const float *b, int n)
 
 /* y (n,out) (+)= (p_0 + p_1 + ... + p_{nch-1}) + bias, the (n,out) partial products p_c of
  * matmul_rows at part + c·n·out, added in chunk order. */
-HOT static void combine_chunks(float *y, const float *part, const float *bias, int nch, int n,
-                               int out, bool accumulate)
+HOT static void combine_chunks(float *y, float *part, const float *bias, int nch, int n, int out,
+                               bool accumulate)
 {
     size_t tot = (size_t)n * out;
+    for (int c = 1; c < nch; c++) { /* p_0 += p_c in chunk order, in place */
+        const float *pc = part + (size_t)c * tot;
+#pragma omp simd
+        for (size_t i = 0; i < tot; i++) part[i] += pc[i];
+    }
     for (int r = 0; r < n; r++) {
         float *yr = y + (size_t)r * out;
         const float *p0 = part + (size_t)r * out;
-#pragma omp simd
         for (int j = 0; j < out; j++) {
-            float sv = p0[j];
-            for (int c = 1; c < nch; c++) sv += p0[(size_t)c * tot + j];
-            sv += bias ? bias[j] : 0.0f;
+            float sv = p0[j] + (bias ? bias[j] : 0.0f);
             yr[j] = accumulate ? yr[j] + sv : sv;
         }
     }
@@ -352,6 +354,23 @@ static void cpu_kv_store(float *k, float *v, const float *qkv, int B, int T, int
             }
 }
 
+/* The largest of s[0..n) (-inf when n = 0), in 16 lanes: vectorised without reassociating a
+ * reduction (and max is exact: the same value in any order). */
+static inline float max_lanes(const float *s, int n)
+{
+    float m[16];
+    for (int i = 0; i < 16; i++) m[i] = -INFINITY;
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+#pragma omp simd
+        for (int i = 0; i < 16; i++) m[i] = s[k + i] > m[i] ? s[k + i] : m[i];
+    }
+    for (int i = 0; k + i < n; i++) m[i] = s[k + i] > m[i] ? s[k + i] : m[i];
+    float mx = m[0];
+    for (int i = 1; i < 16; i++) mx = m[i] > mx ? m[i] : mx;
+    return mx;
+}
+
 /* Softmax of s[0..n) in place (keys with mask 0 excluded: set to 0); returns 1/sum, or 0 when
  * no key is visible. */
 HOT static float softmax_visible(float *s, int n, const uint8_t *mask)
@@ -360,8 +379,7 @@ HOT static float softmax_visible(float *s, int n, const uint8_t *mask)
     double sum = 0;
     if (!mask) { /* the common case, vectorised; the sum in float vector lanes (n/16 or
                   * n/8 terms each: well under 1e-5 relative for n = 1024, typically 1e-7) */
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+        mx = max_lanes(s, n);
         float fsum = 0.0f;
 #pragma omp simd reduction(+ : fsum)
         for (int j = 0; j < n; j++) {
@@ -502,9 +520,7 @@ HOT static void cpu_log_softmax_pick(double *lp, const float *x, const int32_t *
 #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * c;
-        float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < c; j++) mx = xi[j] > mx ? xi[j] : mx;
+        float mx = max_lanes(xi, c);
         /* float lanes over blocks of 1024, each block's sum added in double */
         double sum = 0;
         for (int j0 = 0; j0 < c; j0 += 1024) {
