@@ -226,7 +226,29 @@ HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const 
 
 // ---- normalisation and pointwise ------------------------------------------------------------
 
-/* The statistics in double, summed in vector lanes (a fixed order for a row of c). */
+/* Σ (x[i] - shift)^power (power 1 or 2) over x[0..n) in double, in a fixed order like
+ * dot_fixed's: 16 partial sums over i ≡ k mod 16, combined pairwise (vectorised, the same bits
+ * at any vector width). */
+static inline double sum_fixed(const float *x, int n, double shift, int power)
+{
+    double acc[16] = {0};
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+#pragma omp simd
+        for (int i = 0; i < 16; i++) {
+            double d = x[k + i] - shift;
+            acc[i] += power == 2 ? d * d : d;
+        }
+    }
+    for (int i = 0; k + i < n; i++) {
+        double d = x[k + i] - shift;
+        acc[i] += power == 2 ? d * d : d;
+    }
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) acc[i] += acc[i + w];
+    return acc[0];
+}
+
 HOT static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int n,
                               int c, float eps)
 {
@@ -234,15 +256,7 @@ HOT static void cpu_layernorm(float *y, const float *x, const float *w, const fl
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * c;
         float *yi = y + (size_t)i * c;
-        double sum = 0, sq = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < c; j++) sum += xi[j];
-        double mean = sum / c;
-#pragma omp simd reduction(+ : sq)
-        for (int j = 0; j < c; j++) {
-            double d = xi[j] - mean;
-            sq += d * d;
-        }
+        double mean = sum_fixed(xi, c, 0.0, 1) / c, sq = sum_fixed(xi, c, mean, 2);
         float m = (float)mean, rstd = (float)(1.0 / sqrt(sq / c + eps));
         for (int j = 0; j < c; j++) {
             float v = (xi[j] - m) * rstd;
