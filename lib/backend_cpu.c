@@ -12,6 +12,7 @@
  * The training ops (backward, cross-entropy, optimiser) are in backend_cpu_train.c. */
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +31,10 @@ void openblas_set_num_threads(int n);
 /* Below this many queries attention runs the per-query loop (decoding, batch-invariant); at or
  * above it the score and value products go through sgemm. */
 enum { ATT_GEMM_MIN = 8 };
+
+/* Queries per block of the GEMM path of attention: the unit of work of a thread and, causal,
+ * the granularity at which the masked upper triangle of the scores is skipped. */
+enum { ATT_QBLOCK = 128 };
 
 /* matmul_rows (BE_IN_OUT) sums the k range in this many fixed chunks (see there); also the most
  * threads that product uses (it is memory-bound: a few cores saturate the bus). */
@@ -128,6 +133,27 @@ static inline float dot_fixed(const float *a, const float *b, int n)
     return acc[0];
 }
 
+/* y (n,out) (+)= (p_0 + p_1 + ... + p_{nch-1}) + bias, the (n,out) partial products p_c of
+ * matmul_rows at part + c·n·out, added in chunk order. */
+HOT static void combine_chunks(float *y, float *part, const float *bias, int nch, int n, int out,
+                               bool accumulate)
+{
+    size_t tot = (size_t)n * out;
+    for (int c = 1; c < nch; c++) { /* p_0 += p_c in chunk order, in place */
+        const float *pc = part + (size_t)c * tot;
+#pragma omp simd
+        for (size_t i = 0; i < tot; i++) part[i] += pc[i];
+    }
+    for (int r = 0; r < n; r++) {
+        float *yr = y + (size_t)r * out;
+        const float *p0 = part + (size_t)r * out;
+        for (int j = 0; j < out; j++) {
+            float sv = p0[j] + (bias ? bias[j] : 0.0f);
+            yr[j] = accumulate ? yr[j] + sv : sv;
+        }
+    }
+}
+
 HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const float *bias,
                                 int n, int in, int out, enum be_layout layout, bool accumulate)
 {
@@ -156,9 +182,10 @@ HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const 
     if (in > 0) nch = (in + kper - 1) / kper; /* no empty chunk */
     float *part = malloc((size_t)nch * n * out * sizeof *part);
     if (!part) abort(); /* TODO: a caller-provided workspace */
+    atomic_int chunks_done = 0;
 #pragma omp parallel
     {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int c = 0; c < nch; c++) {
             int k0 = c * kper, k1 = k0 + kper < in ? k0 + kper : in;
             float *pc = part + (size_t)c * n * out;
@@ -187,15 +214,11 @@ HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const 
                     for (int j = 0; j < out; j++) ar[j] += xk * wk[j];
                 }
             }
-        }
-        /* combine: columns split across threads, chunks added in order */
-        size_t tot = (size_t)n * out;
-#pragma omp for schedule(static)
-        for (size_t i = 0; i < tot; i++) {
-            float sv = part[i];
-            for (int c = 1; c < nch; c++) sv += part[(size_t)c * tot + i];
-            sv += bias ? bias[i % (size_t)out] : 0.0f;
-            y[i] = accumulate ? y[i] + sv : sv;
+            /* whoever finishes the last chunk combines them, chunks added in order: no barrier
+             * between the two phases (each one a thread put to sleep and woken on a shared
+             * machine, where the combine itself is microseconds) */
+            if (atomic_fetch_add_explicit(&chunks_done, 1, memory_order_acq_rel) == nch - 1)
+                combine_chunks(y, part, bias, nch, n, out, accumulate);
         }
     }
     free(part);
@@ -203,20 +226,37 @@ HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const 
 
 // ---- normalisation and pointwise ------------------------------------------------------------
 
-static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int n, int c,
-                          float eps)
+/* Σ (x[i] - shift)^power (power 1 or 2) over x[0..n) in double, in a fixed order like
+ * dot_fixed's: 16 partial sums over i ≡ k mod 16, combined pairwise (vectorised, the same bits
+ * at any vector width). */
+static inline double sum_fixed(const float *x, int n, double shift, int power)
+{
+    double acc[16] = {0};
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+#pragma omp simd
+        for (int i = 0; i < 16; i++) {
+            double d = x[k + i] - shift;
+            acc[i] += power == 2 ? d * d : d;
+        }
+    }
+    for (int i = 0; k + i < n; i++) {
+        double d = x[k + i] - shift;
+        acc[i] += power == 2 ? d * d : d;
+    }
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) acc[i] += acc[i + w];
+    return acc[0];
+}
+
+HOT static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int n,
+                              int c, float eps)
 {
 #pragma omp parallel for schedule(static) if (n > 4)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * c;
         float *yi = y + (size_t)i * c;
-        double sum = 0, sq = 0;
-        for (int j = 0; j < c; j++) sum += xi[j];
-        double mean = sum / c;
-        for (int j = 0; j < c; j++) {
-            double d = xi[j] - mean;
-            sq += d * d;
-        }
+        double mean = sum_fixed(xi, c, 0.0, 1) / c, sq = sum_fixed(xi, c, mean, 2);
         float m = (float)mean, rstd = (float)(1.0 / sqrt(sq / c + eps));
         for (int j = 0; j < c; j++) {
             float v = (xi[j] - m) * rstd;
@@ -328,6 +368,23 @@ static void cpu_kv_store(float *k, float *v, const float *qkv, int B, int T, int
             }
 }
 
+/* The largest of s[0..n) (-inf when n = 0), in 16 lanes: vectorised without reassociating a
+ * reduction (and max is exact: the same value in any order). */
+static inline float max_lanes(const float *s, int n)
+{
+    float m[16];
+    for (int i = 0; i < 16; i++) m[i] = -INFINITY;
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+#pragma omp simd
+        for (int i = 0; i < 16; i++) m[i] = s[k + i] > m[i] ? s[k + i] : m[i];
+    }
+    for (int i = 0; k + i < n; i++) m[i] = s[k + i] > m[i] ? s[k + i] : m[i];
+    float mx = m[0];
+    for (int i = 1; i < 16; i++) mx = m[i] > mx ? m[i] : mx;
+    return mx;
+}
+
 /* Softmax of s[0..n) in place (keys with mask 0 excluded: set to 0); returns 1/sum, or 0 when
  * no key is visible. */
 HOT static float softmax_visible(float *s, int n, const uint8_t *mask)
@@ -336,7 +393,7 @@ HOT static float softmax_visible(float *s, int n, const uint8_t *mask)
     double sum = 0;
     if (!mask) { /* the common case, vectorised; the sum in float vector lanes (n/16 or
                   * n/8 terms each: well under 1e-5 relative for n = 1024, typically 1e-7) */
-        for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+        mx = max_lanes(s, n);
         float fsum = 0.0f;
 #pragma omp simd reduction(+ : fsum)
         for (int j = 0; j < n; j++) {
@@ -397,32 +454,43 @@ static void cpu_attention(float *out, const float *q, size_t q_stride, const flo
         }
         return;
     }
-    /* Long query blocks: S = Q Kᵀ and O = P V through sgemm, one (b,h) per OpenMP task, the
-     * masked softmax between them. The causal half of S is computed and discarded: cheaper
-     * than a triangular loop at BLAS speed. */
+    /* Long query blocks: per (b, h) and block of ATT_QBLOCK queries, S = Q Kᵀ and O = P V
+     * through sgemm with the masked softmax between. A causal block multiplies only the keys
+     * its last query sees (at past = 0 about half of the full square); the few masked scores
+     * left in its upper corner are computed and zeroed. Blocks are taken largest first (dynamic
+     * schedule); each is one thread's, so the result does not depend on the thread count. */
+    int nqb = (Tq + ATT_QBLOCK - 1) / ATT_QBLOCK;
 #pragma omp parallel
     {
-        float *S = malloc((size_t)Tq * Tk * sizeof *S);
+        float *S = malloc((size_t)(Tq < ATT_QBLOCK ? Tq : ATT_QBLOCK) * Tk * sizeof *S);
         if (!S) abort(); /* TODO: ops cannot fail today; a caller-provided workspace would */
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++) {
-                const float *qh = q + (size_t)b * Tq * q_stride + (size_t)h * d;
-                const float *kh = k + ((size_t)b * H + h) * cap * d;
-                const float *vh = v + ((size_t)b * H + h) * cap * d;
-                const uint8_t *mask = key_mask ? key_mask + (size_t)b * Tk : NULL;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, d, scale, qh,
-                            (int)q_stride, kh, d, 0.0f, S, Tk);
-                for (int t = 0; t < Tq; t++) {
-                    float *st = S + (size_t)t * Tk;
-                    int n = past >= 0 ? past + t + 1 : Tk;
-                    float inv = softmax_visible(st, n, mask);
-                    for (int j = 0; j < n; j++) st[j] *= inv;
-                    for (int j = n; j < Tk; j++) st[j] = 0.0f;
+#pragma omp for collapse(3) schedule(dynamic, 1)
+        for (int blk = nqb - 1; blk >= 0; blk--)
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < H; h++) {
+                    int t0 = blk * ATT_QBLOCK, nq = Tq - t0 < ATT_QBLOCK ? Tq - t0 : ATT_QBLOCK;
+                    int nk = past >= 0 ? past + t0 + nq : Tk; /* keys the last query sees */
+                    const float *qh = q + ((size_t)b * Tq + t0) * q_stride + (size_t)h * d;
+                    const float *kh = k + ((size_t)b * H + h) * cap * d;
+                    const float *vh = v + ((size_t)b * H + h) * cap * d;
+                    const uint8_t *mask = key_mask ? key_mask + (size_t)b * Tk : NULL;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, scale, qh,
+                                (int)q_stride, kh, d, 0.0f, S, nk);
+                    float inv[ATT_QBLOCK];
+                    for (int t = 0; t < nq; t++) {
+                        float *st = S + (size_t)t * nk;
+                        int n = past >= 0 ? past + t0 + t + 1 : Tk;
+                        inv[t] = softmax_visible(st, n, mask);
+                        for (int j = inv[t] == 0.0f ? 0 : n; j < nk; j++) st[j] = 0.0f;
+                    }
+                    /* O = (exp(S - max) V) / sum: the normalisation on the d outputs of a row
+                     * instead of its nk probabilities */
+                    float *ob = out + ((size_t)b * Tq + t0) * C + (size_t)h * d;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, d, nk, 1.0f, S, nk,
+                                vh, d, 0.0f, ob, (int)C);
+                    for (int t = 0; t < nq; t++)
+                        for (int e = 0; e < d; e++) ob[(size_t)t * C + e] *= inv[t];
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, d, Tk, 1.0f, S, Tk,
-                            vh, d, 0.0f, out + (size_t)b * Tq * C + (size_t)h * d, (int)C);
-            }
         free(S);
     }
 }
@@ -466,8 +534,7 @@ HOT static void cpu_log_softmax_pick(double *lp, const float *x, const int32_t *
 #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * c;
-        float mx = -INFINITY;
-        for (int j = 0; j < c; j++) mx = xi[j] > mx ? xi[j] : mx;
+        float mx = max_lanes(xi, c);
         /* float lanes over blocks of 1024, each block's sum added in double */
         double sum = 0;
         for (int j0 = 0; j0 < c; j0 += 1024) {

@@ -252,6 +252,7 @@ int main(void)
     test_pointwise(7, 129);
     test_attention(2, 5, 3, 8, 4);   /* per-query loop (decode path) */
     test_attention(2, 19, 2, 16, 7); /* GEMM path */
+    test_attention(1, 200, 2, 16, 40); /* GEMM path, two query blocks (the second partial) */
     test_attention(1, 1, 4, 16, 30); /* one step */
     void *p = be->alloc(100);
     CHECK(p && (uintptr_t)p % 64 == 0, "alloc is 64-byte aligned");
