@@ -174,7 +174,7 @@ reproduce:
 reproduce-stages: $(R)/README.md
 
 reproduce-times:
-	@test -f $(R)/logs/times.tsv && awk -F'\t' '{ t[$$1] += $$2 } END { for (k in t) printf "%9.1f s  %s\n", t[k], k }' \
+	@test -f $(R)/logs/times.tsv && awk -F'\t' 'index($$1, "$(R)/") == 1 { t[$$1] += $$2 } END { for (k in t) printf "%9.1f s  %s\n", t[k], k }' \
 	  $(R)/logs/times.tsv | sort -rn | head -n 25 || true
 
 # Every stage's file is kept (none is an intermediate to delete), so a later run starts from it.
@@ -184,9 +184,12 @@ reproduce-times:
 $(R)/%: SHELL = pipelines/timed.sh
 $(R)/%: .SHELLFLAGS = $(R)/logs/times.tsv $@ -c
 
+# the tools every stage depends on (TOOL_DEPS= drops them: the tests run the stages on whatever
+# tools are built, without make relinking them into another flavour)
 PIPE_TOOLS := bin/tokenize bin/stream-cut bin/gpt2-score bin/gpt2-sample bin/sedd-score \
               bin/sedd-sample bin/ppl bin/diversity bin/mauve-prep bin/mauve bin/lm-eval \
               bin/dataset bin/ckpt-info bin/latency
+TOOL_DEPS ?= $(PIPE_TOOLS)
 SHARD := pipelines/shard.sh
 
 # ---- provenance: models, code, settings --------------------------------------------------
@@ -199,7 +202,7 @@ SETTINGS := FULL=$(FULL) MODELS=$(MODELS) DATA=$(DATA) DEVICE=$(DEVICE) THREADS=
   COND_STEPS=$(call commas,$(COND_STEPS)) MAUVE_SEEDS=$(MAUVE_SEEDS) \
   LAT_STEPS=$(call commas,$(LAT_STEPS)) LAT_LEN=$(LAT_LEN) LAT_BATCH=$(call commas,$(LAT_BATCH)) \
   LAT_REPEATS=$(LAT_REPEATS) LAT_THREADS=$(LAT_THREADS)
-$(R)/provenance.json: $(foreach m,$(ALL_MODELS),$(call model_files,$(m))) $(PIPE_TOOLS) \
+$(R)/provenance.json: $(foreach m,$(ALL_MODELS),$(call model_files,$(m))) $(TOOL_DEPS) \
                       data/brown/test.jsonl pipelines/provenance.jq
 	@mkdir -p $(@D)
 	for m in $(ALL_MODELS); do bin/ckpt-info --json $(MODELS)/$$m | jq -c --arg name $$m \
@@ -214,14 +217,14 @@ $(R)/provenance.json: $(foreach m,$(ALL_MODELS),$(call model_files,$(m))) $(PIPE
 # ---- held-out data -----------------------------------------------------------------------
 # Table 1: PPL_BLOCKS blocks of BLOCK tokens spread over the test documents (every k-th block of
 # the EOS-terminated, concatenated documents; 0 = all)
-$(R)/data/ppl.brown.msgpack: data/brown/test.jsonl $(PIPE_TOOLS)
+$(R)/data/ppl.brown.msgpack: data/brown/test.jsonl $(TOOL_DEPS)
 	@mkdir -p $(@D)
 	bin/tokenize --jsonl --field text --append-eos --block $(BLOCK) -o $@.all $<
 	n=$$(bin/stream-info $@.all | jq .records); k=1; \
 	if [ $(PPL_BLOCKS) -gt 0 ] && [ $$n -gt $(PPL_BLOCKS) ]; then k=$$((n / $(PPL_BLOCKS))); fi; \
 	bin/stream-cut --every $$k $(if $(filter 0,$(PPL_BLOCKS)),,-n $(PPL_BLOCKS)) -o $@ $@.all
 	rm -f $@.all
-$(R)/data/ppl.%.msgpack: $(DATA)/$$(PPL_FILE_$$*) $(PIPE_TOOLS)
+$(R)/data/ppl.%.msgpack: $(DATA)/$$(PPL_FILE_$$*) $(TOOL_DEPS)
 	@mkdir -p $(@D)
 	bin/dataset -f blocks --block $(BLOCK) $* $< -o $@.all
 	n=$$(bin/stream-info $@.all | jq .records); k=1; \
@@ -230,7 +233,7 @@ $(R)/data/ppl.%.msgpack: $(DATA)/$$(PPL_FILE_$$*) $(PIPE_TOOLS)
 	rm -f $@.all
 
 # Tables 3-4, the data row: N_SAMPLES held-out blocks of SAMPLE_LEN tokens, spread out
-$(R)/t3/data.brown.msgpack: data/brown/test.jsonl $(PIPE_TOOLS)
+$(R)/t3/data.brown.msgpack: data/brown/test.jsonl $(TOOL_DEPS)
 	@mkdir -p $(@D)
 	bin/tokenize --jsonl --field text --append-eos --block $(SAMPLE_LEN) -o $@.all $<
 	n=$$(bin/stream-info $@.all | jq .records); k=$$((n / $(N_SAMPLES))); [ $$k -ge 1 ] || k=1; \
@@ -238,7 +241,7 @@ $(R)/t3/data.brown.msgpack: data/brown/test.jsonl $(PIPE_TOOLS)
 	rm -f $@.all
 # Tables 5-6: PROMPTS held-out blocks of PROMPT_LEN + CONT_LEN tokens (the references) and their
 # first PROMPT_LEN tokens (the prompts)
-$(R)/cond/ref.msgpack: data/brown/test.jsonl $(PIPE_TOOLS)
+$(R)/cond/ref.msgpack: data/brown/test.jsonl $(TOOL_DEPS)
 	@mkdir -p $(@D)
 	bin/tokenize --jsonl --field text --append-eos --block $(COND_LEN) -o $@.all $<
 	n=$$(bin/stream-info $@.all | jq .records); k=$$((n / $(PROMPTS))); [ $$k -ge 1 ] || k=1; \
@@ -266,13 +269,13 @@ $(R)/t2/brown-lambada.jsonl: data/brown/test.jsonl pipelines/brown-lambada.jq
 	awk -v n=$(LAMBADA_N) -v total=$$(wc -l < $@.all) 'BEGIN { k = n > 0 ? int(total / n) : 1; if (k < 1) k = 1 } \
 	  (NR - 1) % k == 0 && (n == 0 || c < n) { print; c++ }' $@.all > $@.tmp
 	rm -f $@.all && mv $@.tmp $@
-$(R)/t2/brown_lambada.requests.jsonl: $(R)/t2/brown-lambada.jsonl bin/dataset
+$(R)/t2/brown_lambada.requests.jsonl: $(R)/t2/brown-lambada.jsonl
 	bin/dataset -f requests --task lambada_openai lambada -o $@ $<
-$(R)/t2/%.requests.jsonl: $(DATA)/$$(TASK_FILE_$$*) bin/dataset
+$(R)/t2/%.requests.jsonl: $(DATA)/$$(TASK_FILE_$$*)
 	@mkdir -p $(@D)
 	bin/dataset -f requests --task $* $(TASK_SET_$*) $(if $(filter piqa,$*),$(if $(wildcard $(DATA)/piqa_valid-labels.lst),--labels $(DATA)/piqa_valid-labels.lst)) -o $@ $<
 define t2_rule
-$(R)/t2/$(1).%.json: $(R)/t2/%.requests.jsonl $(call model_files,$(1)) bin/lm-eval
+$(R)/t2/$(1).%.json: $(R)/t2/%.requests.jsonl $(call model_files,$(1))
 	bin/lm-eval -m $(MODELS)/$(1) --task $$(if $$(filter brown_lambada,$$*),lambada_openai,$$*) \
 	  $$(if $$(filter sedd,$$(call kind,$(1))),-K $(LM_K) --seed $(SEED)) -j $(THREADS) \
 	  -o $$(@:.json=.docs.jsonl) $$< > $$@.tmp
@@ -332,8 +335,8 @@ $(R)/cond/%.cont.json: $(R)/cond/%.msgpack $(call model_files,$(JUDGE))
 
 # ---- Figure 1: latency -------------------------------------------------------------------
 # Runs after every other stage (order-only), alone on the machine as far as make is concerned.
-$(R)/fig/latency.json: $(call model_files,$(GPT2_SMALL)) $(call model_files,$(SEDD_SMALL)) \
-                       bin/latency | $(T1_PARTS) $(T2_PARTS) $(T3_PARTS) $(T4_PARTS) $(T5_PARTS) $(T6_PARTS)
+$(R)/fig/latency.json: $(call model_files,$(GPT2_SMALL)) $(call model_files,$(SEDD_SMALL)) $(TOOL_DEPS) \
+                       | $(T1_PARTS) $(T2_PARTS) $(T3_PARTS) $(T4_PARTS) $(T5_PARTS) $(T6_PARTS)
 	@mkdir -p $(@D)
 	bin/latency --gpt2 $(MODELS)/$(GPT2_SMALL) --sedd $(MODELS)/$(SEDD_SMALL) --device $(DEVICE) \
 	  --steps $(call commas,$(LAT_STEPS)) --batch $(call commas,$(LAT_BATCH)) -l $(LAT_LEN) \
@@ -344,14 +347,14 @@ $(R)/fig/latency.svg: $(R)/fig/latency.json pipelines/latency.gp
 	jq -r '(.rows | map(select(.model == "sedd") | .steps) | [min, max]) as $$span | .rows[] | select(.model == "gpt2") | . as $$r | $$span[] | [$$r.batch, ., $$r.median_s] | @tsv' \
 	  $< > $(@D)/latency-gpt2.tsv
 	gnuplot -e "dir='$(@D)'; batches='$(LAT_BATCH)'; title='$(GPT2_SMALL) (KV cache) vs $(SEDD_SMALL), $(LAT_LEN) tokens, $(DEVICE)'" pipelines/latency.gp
-	mv $(@D)/latency.svg.tmp $@ && mv $(@D)/latency.png.tmp $(@D)/latency.png
+	mv $(@D)/latency.png.tmp $(@D)/latency.png && mv $(@D)/latency.svg.tmp $@
 
 $(R)/fig/genppl.svg: $(R)/table3.json pipelines/genppl.gp
 	@mkdir -p $(@D)
 	jq -r '.rows[] | select(.steps != null and .precision == 64) | [.steps, .ppl] | @tsv' $< > $(@D)/genppl-sedd.tsv
 	jq -r '.rows[] | select(.steps == null) | [(.label | gsub(" "; "\u00a0")), .ppl] | @tsv' $< > $(@D)/genppl-ref.tsv
 	gnuplot -e "dir='$(@D)'; title='generative perplexity under $(JUDGE), $(N_SAMPLES) samples of $(SAMPLE_LEN) tokens'" pipelines/genppl.gp
-	mv $(@D)/genppl.svg.tmp $@ && mv $(@D)/genppl.png.tmp $(@D)/genppl.png
+	mv $(@D)/genppl.png.tmp $(@D)/genppl.png && mv $(@D)/genppl.svg.tmp $@
 
 # ---- tables ------------------------------------------------------------------------------
 TABLES_SH := pipelines/tables.sh
