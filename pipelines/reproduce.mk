@@ -85,7 +85,7 @@ else
   SAMPLE_LEN  ?= 100
   SEDD_STEPS  ?= 4 8 16 32 64
   FP32_STEPS  ?= 16
-  PROMPTS     ?= 48
+  PROMPTS     ?= 40
   LONG_LEN    ?= 128
   COND_STEPS  ?= 8 32
   LAT_STEPS   ?= 4 8 16 32 64

@@ -14,6 +14,9 @@ set -euo pipefail
 what=$1
 shift
 
+# the value of one setting of the run
+setting() { jq -r --arg k "$1" '.settings[$k]' "$PROV"; }
+
 # settings and models of the run, one Markdown paragraph
 footer() {
     jq -r --arg keys "$1" '
@@ -64,7 +67,7 @@ table1() {
         echo "Held-out Brown (\`brown\`: $( [ "$nblocks" = 0 ] && echo all || echo "$nblocks spread-out") blocks of $block"
         echo "tokens from the 50 test documents, EOS after each document) and the benchmark sets when"
         echo "given (DATA=). GPT-2 scores each block exactly (its first token is context only); SEDD's"
-        echo "number is the score-entropy bound (SEDD_K times per block), ± its 95% interval."
+        echo "number is the score-entropy bound ($(setting SEDD_K) times per block), ± its 95% interval."
         for order in exp_of_mean mean_per_seq; do
             echo
             if [ $order = exp_of_mean ]; then
@@ -111,10 +114,10 @@ table2() {
         echo "## Table 2 — zero-shot accuracy (%), lm-eval tasks"
         echo
         echo "\`brown_lambada\`: a LAMBADA-style last-word task built from the held-out Brown documents"
-        echo "(pipelines/brown-lambada.jq: whole sentences, LAMBADA_MIN..LAMBADA_MAX words, the last"
+        echo "(pipelines/brown-lambada.jq: whole sentences, $(setting LAMBADA_MIN)..$(setting LAMBADA_MAX) words, the last"
         echo "word the target), scored as \`lambada_openai\`. GPT-2: greedy teacher-forced match;"
         echo "SEDD: all target tokens masked, parallel argmax at t = 1e-5 (a stricter notion; its"
-        echo "likelihood is the conditional bound with LM_K times). Multiple-choice tasks: acc"
+        echo "likelihood is the conditional bound with $(setting LM_K) times). Multiple-choice tasks: acc"
         echo "(acc_norm in the JSON). The benchmark columns need DATA= (the files as published)."
         echo
         jq -r "$fmt"'
@@ -154,7 +157,7 @@ table3() {
     {
         echo "## Table 3 — generative perplexity under the judge"
         echo
-        echo "N_SAMPLES unconditional samples of SAMPLE_LEN tokens (the data row: as many held-out"
+        echo "$(setting N_SAMPLES) unconditional samples of $(setting SAMPLE_LEN) tokens (the data row: as many held-out"
         echo "blocks), scored by the judge on every token after the first; exp(mean NLL per token)"
         echo "(the paper's order) and the mean of per-sample perplexities (SEDD's run_train.py rule)."
         echo
@@ -206,12 +209,14 @@ table_cond() {
     {
         echo "## Table ${name#table} — conditional generation, $title"
         echo
-        echo "PROMPTS held-out prompts of PROMPT_LEN tokens continued by CONT_LEN; MAUVE of prompt +"
-        echo "continuation against the true text (judge features, mean ± std over MAUVE_SEEDS)."
-        echo "SEDD \"gen long\": LONG_LEN tokens sampled with the prompt fixed, the first"
-        echo "PROMPT_LEN + CONT_LEN kept; \"gen short\": exactly PROMPT_LEN + CONT_LEN sampled. GPT-2's"
-        echo "continuation does not depend on later tokens, so both columns are one run. cont. PPL: the"
-        echo "judge's perplexity of the CONT_LEN continuation tokens (SEDD: from gen long)."
+        local p c
+        p=$(setting PROMPT_LEN) c=$(setting CONT_LEN)
+        echo "$(setting PROMPTS) held-out prompts of $p tokens continued by $c; MAUVE of prompt +"
+        echo "continuation against the true text (judge features, mean ± std over seeds $(setting MAUVE_SEEDS))."
+        echo "SEDD \"gen long\": $(setting LONG_LEN) tokens sampled with the prompt fixed, the first"
+        echo "$((p + c)) kept; \"gen short\": exactly $((p + c)) sampled. GPT-2's continuation does not"
+        echo "depend on later tokens, so both columns are one run. cont. PPL: the judge's perplexity of"
+        echo "the $c continuation tokens (SEDD: from gen long)."
         echo
         if [ -z "$runs" ]; then
             echo "Not run: no such models under MODELS (set GPT2_MEDIUM= / SEDD_MEDIUM=)."
