@@ -5,6 +5,7 @@
 #   make bench           benchmarks beside their peers (ratios)
 #   make fuzz            libFuzzer targets (clang); FUZZ_RUNS=N executions each
 #   make fixture-check DIR=../shared/fixtures/tokenizer
+#   make models          retrain the embedded models of data/models/ from scratch (~30 min)
 #   make install PREFIX=/usr/local, make clean
 # CUDA: built when nvcc is found (CUDA=0 turns it off, CUDA=1 insists); CUDA_ARCH overrides targets.
 
@@ -80,7 +81,7 @@ LIBCORE    := $(BUILD)/libcore.a
 LIBCUDA    := $(if $(CUDA_ON),$(BUILD)/libcore_cuda.a)
 LINK_LIBS  := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
 
-.PHONY: all tools deps data test unit-tests bench fuzz fixture-check install clean reproduce \
+.PHONY: all tools deps data test unit-tests bench fuzz fixture-check install clean reproduce models \
         gpu-check status FORCE
 .DEFAULT_GOAL := all
 # tool and test objects are intermediate files of pattern rules; keep them between builds
@@ -208,6 +209,7 @@ bench: tools data
 # ---- the main job ------------------------------------------------------------------------
 reproduce: tools data
 include pipelines/reproduce.mk
+include pipelines/models.mk
 
 # ---- install / clean ---------------------------------------------------------------------
 install: tools data

@@ -8,7 +8,8 @@
  * Batch invariance (for byte-identical sampling at any --batch): every op except `matmul` and
  * the GEMM path of `attention` (Tq >= ATT_GEMM_MIN) computes each row with a loop whose order
  * depends only on that row's sizes, never on n or on the thread count. Decoding uses
- * matmul_rows and single-query attention, so a sampled token does not depend on the batch. */
+ * matmul_rows and single-query attention, so a sampled token does not depend on the batch.
+ * The training ops (backward, cross-entropy, optimiser) are in backend_cpu_train.c. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -19,28 +20,12 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "backend_cpu_internal.h"
 #include "log.h"
 
 /* OpenBLAS extensions (declared in its cblas.h too, but not in every BLAS's). */
 char *openblas_get_corename(void);
 void openblas_set_num_threads(int n);
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DLM_ASAN 1
-#endif
-#endif
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(DLM_ASAN)
-#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define HOT
-#endif
-
-#ifdef __clang__
-/* clang would otherwise fuse a*b+c into FMAs in the AVX2/AVX-512 clones only (GCC does not in
- * ISO C mode), and the clones would round differently. */
-#pragma STDC FP_CONTRACT OFF
-#endif
 
 /* Below this many queries attention runs the per-query loop (decoding, batch-invariant); at or
  * above it the score and value products go through sgemm. */
@@ -217,28 +202,6 @@ HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const 
 }
 
 // ---- normalisation and pointwise ------------------------------------------------------------
-
-/* exp(x) in float, written so that loops over it vectorise (libm's expf is a call per element):
- * x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to r^7 (truncation < 6e-9
- * relative, below float rounding), times 2^n built in the exponent bits. Within 2 ulp of expf;
- * 0 below -87.3 (where expf is subnormal or 0), inf above 88.7. */
-static inline float exp_vec(float x)
-{
-    float xc = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
-    float n = __builtin_rintf(xc * 1.44269504f);
-    float r = xc - n * 0.693145752f - n * 1.42860677e-6f; /* ln2 split: exact n*hi */
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union { uint32_t u; float f; } two = {.u = (uint32_t)((int32_t)n + 127) << 23};
-    float y = p * two.f;
-    return x < -87.3f ? 0.0f : x > 88.7f ? INFINITY : y;
-}
 
 static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int n, int c,
                           float eps)
@@ -539,6 +502,21 @@ const backend backend_cpu = {
     .softmax = cpu_softmax,
     .log_softmax = cpu_log_softmax,
     .log_softmax_pick = cpu_log_softmax_pick,
+    .matmul_backward = cpu_matmul_backward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .gelu_tanh_backward = cpu_gelu_tanh_backward,
+    .silu_backward = cpu_silu_backward,
+    .modulate_backward = cpu_modulate_backward,
+    .gated_add_backward = cpu_gated_add_backward,
+    .embed_backward = cpu_embed_backward,
+    .rotary_backward = cpu_rotary_backward,
+    .kv_store_backward = cpu_kv_store_backward,
+    .attention_backward = cpu_attention_backward,
+    .cross_entropy = cpu_cross_entropy,
+    .sumsq = cpu_sumsq,
+    .scale = cpu_scale,
+    .adamw = cpu_adamw,
+    .ema = cpu_ema,
 };
 
 /* OpenBLAS runs single-threaded inside our OpenMP threads (see gemm_cols); this runs after

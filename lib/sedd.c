@@ -9,24 +9,16 @@
 #include <cblas.h>
 
 #include "ckpt.h"
-#include "sedd_graph.h"
+#include "sedd_model.h"
 
 void openblas_set_num_threads(int n); /* OpenBLAS extension */
-
-#define SEDD_FREQ 256  /* TimestepEmbedder frequency size (hard-coded in the original) */
-
-struct sedd_block {
-    const float *norm1, *qkv, *attn_out, *norm2, *fc1, *fc1_b, *fc2, *fc2_b, *ada, *ada_b;
-};
 
 struct sedd_model {
     struct config_sedd cfg;
     const backend *be;
-    float *weights;            /* one allocation: every parameter in fp32 */
-    const float *embed, *map0, *map0_b, *map2, *map2_b;
-    struct sedd_block *blocks;
-    const float *norm_f, *out_w, *out_b, *out_ada, *out_ada_b;
-    float inv_freq[512];       /* rotary inverse frequencies (d/2), fp32 */
+    sedd_layout layout;
+    float *weights;            /* one allocation: every parameter in fp32 (layout.total) */
+    sedd_weights w;            /* views into weights */
 };
 
 const struct config_sedd *sedd_config(const sedd_model_t *m) { return &m->cfg; }
@@ -35,36 +27,15 @@ void sedd_free(sedd_model_t *m)
 {
     if (!m) return;
     if (m->weights) m->be->free(m->weights);
-    free(m->blocks);
+    sedd_weights_unbind(&m->w);
+    sedd_layout_free(&m->layout);
     free(m);
-}
-
-/* Copies the named parameter (F32/F16/BF16, possibly unaligned) into dst at *off (fp32). */
-static const float *load_param(const ckpt_t *c, sedd_model_t *m, size_t *off, float *host,
-                               const char *name, err_t *e)
-{
-    const st_tensor *t = ckpt_tensor(c, name);
-    if (!t) {
-        err_set(e, "%s: model.safetensors: missing tensor %s", ckpt_dir(c), name);
-        return NULL;
-    }
-    if (st_tensor_to_f32(t, host, e) < 0) return NULL;
-    float *dst = m->weights + *off;
-    if (m->be->to_device(dst, host, t->numel * sizeof *dst, e) < 0) return NULL;
-    *off += (t->numel + 15) & ~(size_t)15; /* keep every tensor 64-byte aligned */
-    return dst;
 }
 
 sedd_model_t *sedd_load(const char *dir, const backend *be, err_t *e)
 {
-    ckpt_t *c = ckpt_open(dir, e);
+    ckpt_t *c = sedd_ckpt_open(dir, e);
     if (!c) return NULL;
-    if (ckpt_config(c)->kind != CONFIG_SEDD) {
-        err_set(e, "%s: config.json is not a SEDD config (%s)", dir,
-                config_kind_name(ckpt_config(c)->kind));
-        ckpt_close(c);
-        return NULL;
-    }
     sedd_model_t *m = calloc(1, sizeof *m);
     if (!m) {
         ckpt_close(c);
@@ -73,74 +44,14 @@ sedd_model_t *sedd_load(const char *dir, const backend *be, err_t *e)
     }
     m->cfg = ckpt_config(c)->sedd;
     m->be = be ? be : &backend_cpu;
-    const int64_t d = m->cfg.hidden_size / m->cfg.n_heads;
-    if (d / 2 > 512 || d % 2) {
-        err_set(e, "%s: head dimension %lld is not supported (even, at most 1024)", dir,
-                (long long)d);
+    if (sedd_layout_init(&m->layout, &m->cfg, e) < 0) goto fail;
+    if (!(m->weights = m->be->alloc(m->layout.total * sizeof(float)))) {
+        err_set(e, "%s: out of memory for %zu parameters", dir, m->layout.total);
         goto fail;
     }
-    /* sizes: every expected parameter, padded to 16 floats */
-    size_t n = ckpt_expected(ckpt_config(c), NULL, 0), total = 0, biggest = 0;
-    struct ckpt_param *tab = calloc(n, sizeof *tab);
-    if (!tab) {
-        err_set(e, "out of memory");
+    if (sedd_load_params(c, &m->layout, m->be, m->weights, e) < 0 ||
+        sedd_weights_bind(&m->w, m->weights, &m->layout, &m->cfg, e) < 0)
         goto fail;
-    }
-    ckpt_expected(ckpt_config(c), tab, n);
-    for (size_t i = 0; i < n; i++) {
-        if (tab[i].role != CKPT_PARAM) continue;
-        size_t numel = 1;
-        for (int k = 0; k < tab[i].ndim; k++) numel *= (size_t)tab[i].shape[k];
-        total += (numel + 15) & ~(size_t)15;
-        if (numel > biggest) biggest = numel;
-    }
-    free(tab);
-    m->weights = m->be->alloc(total * sizeof(float));
-    m->blocks = calloc((size_t)m->cfg.n_blocks, sizeof *m->blocks);
-    float *host = malloc(biggest * sizeof *host);
-    if (!m->weights || !m->blocks || !host) {
-        free(host);
-        err_set(e, "%s: out of memory for %zu parameters", dir, total);
-        goto fail;
-    }
-    size_t off = 0;
-    bool ok = true;
-#define LOAD(dst, ...)                                                                         \
-    do {                                                                                       \
-        char nm[128];                                                                          \
-        snprintf(nm, sizeof nm, __VA_ARGS__);                                                  \
-        if (ok && !((dst) = load_param(c, m, &off, host, nm, e))) ok = false;                  \
-    } while (0)
-    LOAD(m->embed, "vocab_embed.embedding");
-    LOAD(m->map0, "sigma_map.mlp.0.weight");
-    LOAD(m->map0_b, "sigma_map.mlp.0.bias");
-    LOAD(m->map2, "sigma_map.mlp.2.weight");
-    LOAD(m->map2_b, "sigma_map.mlp.2.bias");
-    for (int64_t i = 0; i < m->cfg.n_blocks; i++) {
-        struct sedd_block *b = &m->blocks[i];
-        long long k = (long long)i;
-        LOAD(b->norm1, "blocks.%lld.norm1.weight", k);
-        LOAD(b->qkv, "blocks.%lld.attn_qkv.weight", k);
-        LOAD(b->attn_out, "blocks.%lld.attn_out.weight", k);
-        LOAD(b->norm2, "blocks.%lld.norm2.weight", k);
-        LOAD(b->fc1, "blocks.%lld.mlp.0.weight", k);
-        LOAD(b->fc1_b, "blocks.%lld.mlp.0.bias", k);
-        LOAD(b->fc2, "blocks.%lld.mlp.2.weight", k);
-        LOAD(b->fc2_b, "blocks.%lld.mlp.2.bias", k);
-        LOAD(b->ada, "blocks.%lld.adaLN_modulation.weight", k);
-        LOAD(b->ada_b, "blocks.%lld.adaLN_modulation.bias", k);
-    }
-    LOAD(m->norm_f, "output_layer.norm_final.weight");
-    LOAD(m->out_w, "output_layer.linear.weight");
-    LOAD(m->out_b, "output_layer.linear.bias");
-    LOAD(m->out_ada, "output_layer.adaLN_modulation.weight");
-    LOAD(m->out_ada_b, "output_layer.adaLN_modulation.bias");
-#undef LOAD
-    free(host);
-    if (!ok) goto fail;
-    /* rotary: 1 / 10000^(2j/d) in fp32, as the original (rotary_emb.inv_freq is recomputed) */
-    for (int64_t j = 0; j < d / 2; j++)
-        m->inv_freq[j] = 1.0f / powf(10000.0f, (float)(2 * j) / (float)d);
     ckpt_close(c);
     return m;
 fail:
@@ -307,20 +218,8 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
         return err_set(e, "sedd_forward: out of memory");
     }
     for (int i = 0; i < rows; i++) ids[i] = (int32_t)x[i];
-    const float ln_period = (float)-log(10000.0);
-    for (int b = 0; b < nb; b++)
-        for (int j = 0; j < SEDD_FREQ / 2; j++) {
-            float f = (float)exp((double)(ln_period * (float)j / (float)(SEDD_FREQ / 2)));
-            float a = sigma[b] * f;
-            tf[b * SEDD_FREQ + j] = (float)cos((double)a);
-            tf[b * SEDD_FREQ + SEDD_FREQ / 2 + j] = (float)sin((double)a);
-        }
-    for (int p = 0; p < L; p++)
-        for (int j = 0; j < d; j++) {
-            float th = (float)p * m->inv_freq[j % (d / 2)];
-            cs[p * d + j] = (float)cos((double)th);
-            cs[(size_t)L * (size_t)d + (size_t)(p * d + j)] = (float)sin((double)th);
-        }
+    sedd_sigma_features(sigma, nb, tf);
+    sedd_rotary_tables(L, d, cs, cs + (size_t)L * (size_t)d);
     int rc = 0;
     rc |= be->to_device(w.ids, ids, (size_t)rows * sizeof *ids, e);
     rc |= be->to_device(w.tf, tf, (size_t)nb * SEDD_FREQ * sizeof *tf, e);
@@ -332,21 +231,21 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
         return ERR_FAIL;
     }
 
-    be->embed(w.x, m->embed, NULL, w.ids, rows, L, 0, H);
+    be->embed(w.x, m->w.embed, NULL, w.ids, rows, L, 0, H);
     emit(be, trace, tctx, "x_embed", w.x, hsz);
     emit(be, trace, tctx, "t_freq", w.tf, (size_t)nb * SEDD_FREQ);
     emit(be, trace, tctx, "rotary_cos", w.cos, (size_t)L * (size_t)d);
     emit(be, trace, tctx, "rotary_sin", w.sin, (size_t)L * (size_t)d);
-    tiled_matmul(be, w.c, w.tf, m->map0, m->map0_b, nb, SEDD_FREQ, C);
+    tiled_matmul(be, w.c, w.tf, m->w.map0, m->w.map0_b, nb, SEDD_FREQ, C);
     be->silu(w.c, w.c, (size_t)nb * (size_t)C);
-    tiled_matmul(be, w.s, w.c, m->map2, m->map2_b, nb, C, C);
+    tiled_matmul(be, w.s, w.c, m->w.map2, m->w.map2_b, nb, C, C);
     emit(be, trace, tctx, "sigma_map_out", w.s, (size_t)nb * (size_t)C);
     be->silu(w.c, w.s, (size_t)nb * (size_t)C);
     emit(be, trace, tctx, "c", w.c, (size_t)nb * (size_t)C);
 
     const size_t ms = 6 * (size_t)H; /* stride of one row of adaLN output */
     for (int64_t i = 0; i < m->cfg.n_blocks; i++) {
-        const struct sedd_block *bl = &m->blocks[i];
+        const struct sedd_block_w *bl = &m->w.blocks[i];
 #define TRACE(what, buf, n)                                                                    \
     do {                                                                                       \
         if (trace) {                                                                           \
@@ -356,7 +255,7 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     } while (0)
         tiled_matmul(be, w.mod, w.c, bl->ada, bl->ada_b, nb, C, 6 * H);
         TRACE("adaLN_out", w.mod, (size_t)nb * ms);
-        be->layernorm(w.h, w.x, bl->norm1, NULL, rows, H, 1e-5f);
+        be->layernorm(w.h, w.x, bl->norm1, NULL, rows, H, SEDD_LN_EPS);
         TRACE("norm1_out", w.h, hsz);
         be->modulate(w.h, w.h, w.mod, w.mod + H, ms, nb, L, H);
         TRACE("attn_in_modulated", w.h, hsz);
@@ -374,7 +273,7 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
         TRACE("attn_out", w.tmp, hsz);
         be->gated_add(w.x, w.mod + 2 * H, ms, w.tmp, nb, L, H);
         TRACE("x_after_attn", w.x, hsz);
-        be->layernorm(w.h, w.x, bl->norm2, NULL, rows, H, 1e-5f);
+        be->layernorm(w.h, w.x, bl->norm2, NULL, rows, H, SEDD_LN_EPS);
         TRACE("norm2_out", w.h, hsz);
         be->modulate(w.h, w.h, w.mod + 3 * H, w.mod + 4 * H, ms, nb, L, H);
         TRACE("mlp_in_modulated", w.h, hsz);
@@ -389,9 +288,9 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
 #undef TRACE
     }
     /* final layer: shift, scale (no gate) */
-    tiled_matmul(be, w.mod, w.c, m->out_ada, m->out_ada_b, nb, C, 2 * H);
+    tiled_matmul(be, w.mod, w.c, m->w.out_ada, m->w.out_ada_b, nb, C, 2 * H);
     emit(be, trace, tctx, "final.adaLN_out", w.mod, (size_t)nb * 2 * (size_t)H);
-    be->layernorm(w.h, w.x, m->norm_f, NULL, rows, H, 1e-5f);
+    be->layernorm(w.h, w.x, m->w.norm_f, NULL, rows, H, SEDD_LN_EPS);
     emit(be, trace, tctx, "final.norm_out", w.h, hsz);
     be->modulate(w.h, w.h, w.mod, w.mod + H, 2 * (size_t)H, nb, L, H);
     emit(be, trace, tctx, "final.linear_in_modulated", w.h, hsz);
@@ -402,7 +301,7 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
         work_free(be, &w);
         return err_set(e, "sedd_forward: out of memory for the logits");
     }
-    tiled_matmul(be, logits, w.h, m->out_w, m->out_b, rows, H, V);
+    tiled_matmul(be, logits, w.h, m->w.out_w, m->w.out_b, rows, H, V);
     work_free(be, &w);
     if (!host_out) {
         rc = be->to_host(out, logits, osz * sizeof *out, e);
@@ -411,18 +310,9 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     }
     if (trace) trace(tctx, "final.logits_raw", out, osz);
     /* scale_by_sigma: − log(e^σ − 1) − log(V − 1); then 0 at the current token */
-    const float log_vm1 = (float)log((double)(V - 1));
-    for (int b = 0; b < nb; b++) {
-        float shift = (float)log(sedd_graph_esigm1((double)sigma[b]));
-        bool scale = m->cfg.scale_by_sigma;
-#pragma omp parallel for schedule(static) if ((size_t)L * (size_t)V > (1u << 18))
-        for (int l = 0; l < L; l++) {
-            float *row = out + ((size_t)b * (size_t)L + (size_t)l) * (size_t)V;
-            if (scale)
-                for (int y = 0; y < V; y++) row[y] = (row[y] - shift) - log_vm1;
-            row[x[(size_t)b * (size_t)L + (size_t)l]] = 0;
-        }
-    }
+    for (int b = 0; b < nb; b++)
+        sedd_finish_rows(out + (size_t)b * (size_t)L * (size_t)V, L, V, sigma[b],
+                         m->cfg.scale_by_sigma, x + (size_t)b * (size_t)L);
     return 0;
 }
 

@@ -118,11 +118,24 @@ void sedd_graph_staggered_score(const sedd_graph *g, const float *s, double delt
 double sedd_graph_score_entropy(const sedd_graph *g, const float *ls, double sigma, int64_t x,
                                 int64_t x0)
 {
+    return sedd_graph_score_entropy_grad(g, ls, sigma, x, x0, 0, NULL);
+}
+
+double sedd_graph_score_entropy_grad(const sedd_graph *g, const float *ls, double sigma,
+                                     int64_t x, int64_t x0, double w, float *grad)
+{
     double esigm1 = sedd_graph_esigm1(sigma);
+    if (grad) memset(grad, 0, (size_t)g->dim * sizeof *grad);
     if (g->type == CONFIG_GRAPH_ABSORB) {
         if (x != g->n) return 0;
         double r = 1.0 / esigm1, pos = 0;
-        for (int64_t y = 0; y < g->n; y++) pos += exp((double)ls[y]);
+        /* ∂/∂ls_y = e^{ls_y} − r [y = x0] for y < MASK; the mask column is not used */
+        for (int64_t y = 0; y < g->n; y++) {
+            double ey = exp((double)ls[y]);
+            pos += ey;
+            if (grad) grad[y] = (float)(w * ey);
+        }
+        if (grad) grad[x0] = (float)(w * (exp((double)ls[x0]) - r));
         /* K(r) = r (log r − 1) with log r = −log(esigm1) */
         return pos - r * ls[x0] + r * (-log(esigm1) - 1);
     }
@@ -135,6 +148,14 @@ double sedd_graph_score_entropy(const sedd_graph *g, const float *ls, double sig
         sum_exp += exp((double)ls[y]);
     }
     double neg = sum_ls / n - ls[x] / n, cst;
+    /* ∂/∂ls_y for y ≠ x: e^{ls_y}/N − ratio/N (x = x0), or e^{ls_y}/N − 1/N − [y = x0]/esigm1
+     * (x ≠ x0); ls_x cancels out of every term */
+    double lin = x == x0 ? ratio / n : 1 / n;
+    if (grad) {
+        for (int64_t y = 0; y < g->dim; y++) grad[y] = (float)(w * (exp((double)ls[y]) / n - lin));
+        if (x != x0) grad[x0] = (float)(w * (exp((double)ls[x0]) / n - lin - 1 / esigm1));
+        grad[x] = 0;
+    }
     if (x == x0) {
         neg = ratio * neg;
         cst = (n - 1) / n * ratio * (log_ratio - 1);

@@ -48,6 +48,12 @@ void sedd_graph_staggered_score(const sedd_graph *g, const float *s /* (V) */, d
  * the model's log-score at x_t = x, x0 the clean token, sigma the total noise. */
 double sedd_graph_score_entropy(const sedd_graph *g, const float *log_score /* (V) */,
                                 double sigma, int64_t x, int64_t x0);
+/* The same, and when grad is not NULL grad (V) = w · ∂DSE/∂log_score (overwritten): for absorb
+ * at x = MASK, w (e^{ls_y} − [y = x0]/esigm1) for y < MASK and 0 at MASK; all 0 at an unmasked
+ * position; for uniform 0 at x (ls_x cancels out). Training's loss gradient. */
+double sedd_graph_score_entropy_grad(const sedd_graph *g, const float *log_score /* (V) */,
+                                     double sigma, int64_t x, int64_t x0, double w,
+                                     float *grad /* (V) */);
 /* Forward noising of one clean token: moves iff u < 1 − e^{−σ}; absorb moves to the mask,
  * uniform to rand_token (in [0,N), may equal x0). */
 int64_t sedd_graph_sample_transition(const sedd_graph *g, int64_t x0, double sigma, double u,

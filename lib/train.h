@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "err.h"
+#include "safetensors.h"
 
 /* One parameter tensor inside the flat vector, under its released-checkpoint name. */
 struct train_tensor {
@@ -61,7 +62,37 @@ struct train_opts {
     int save_every;         /* checkpoint every N steps (and at the end) */
     uint64_t seed;
     const char *dtype;      /* weights in model.safetensors: "f32" | "bf16" | "f16" */
+    bool progress;          /* a progress line even when stderr is not a terminal */
+    int stop_at;            /* > 0: stop after this step as if interrupted (the checkpoint is
+                             * written; --resume continues to steps); 0: run to steps */
 };
 void train_defaults(struct train_opts *o);
+
+/* Trains m on n_train blocks (n_train × m->block_len ids, each < m->vocab) and writes the
+ * checkpoint directory out_dir every save_every steps and at the end. Step s (1-based) draws its
+ * o->batch blocks with replacement by Philox keyed (seed, s, row), so a run's batches depend
+ * only on the seed and the step. Validation (val_blocks may be NULL when n_val is 0): the mean
+ * loss of eval_batches fixed batches (val blocks in order, wrapping), at step 0 of a fresh run,
+ * every eval_every steps and at the end. Logs on stderr ("step 100/2000 loss ... tok/s") and one
+ * JSON line per logged step in out_dir/train.log.jsonl.
+ * A checkpoint is written as out_dir.tmp.<pid>/ (config.json; model.safetensors: the EMA weights
+ * when o->ema > 0, else the weights, in o->dtype, with provenance metadata; train_state.safetensors:
+ * fp32 weights, AdamW moments, EMA, the step and the settings that resuming must match;
+ * train.log.jsonl) and then swapped into place; an existing out_dir must be a directory this
+ * tool could have written (empty, or holding config.json) and only its known files are removed.
+ * resume: continues from out_dir/train_state.safetensors (refused, naming the setting, when the
+ * architecture, shapes, seed, batch, data or optimiser settings differ); the result is bit-identical
+ * to an uninterrupted run. With steps 0 only the initial checkpoint is written.
+ * @return 0 or ERR_FAIL. */
+int train_run(train_model *m, const struct train_opts *o, const int32_t *train_blocks,
+              size_t n_train, const int32_t *val_blocks, size_t n_val, const char *out_dir,
+              bool resume, err_t *e);
+
+/* Writes <dir>/config.json (m->write_config) and <dir>/model.safetensors holding `weights`
+ * (n_params floats in backend memory laid out as m->params) under the names of m's tensor table,
+ * converted to dtype "f32" | "bf16" | "f16" (round to nearest even), with metadata entries meta
+ * (format "pt" is added). dir must exist. @return 0 or ERR_FAIL. */
+int train_export(const train_model *m, const float *weights, const char *dir, const char *dtype,
+                 const st_meta *meta, size_t n_meta, err_t *e);
 
 #endif
