@@ -4,11 +4,13 @@
 # Runs COMMAND (a shell command line that writes a token stream to stdout) over SHARDS shards
 # with GNU parallel and concatenates the shards' streams into OUT, atomically (OUT.tmp, then
 # renamed; a stream's headers agree, so `cat` of streams is a stream):
-#   stream: shard i reads the records i, i+SHARDS, ... of the stream INPUT on its stdin
-#           (stream-cut --skip i --every SHARDS); with SHARDS = 1, INPUT itself
+#   stream: shard i reads the i-th of SHARDS contiguous runs of records of the stream INPUT on
+#           its stdin (stream-cut --skip --records); with SHARDS = 1, INPUT itself
 #   count:  shard i gets "-n n_i --first-id f_i" appended, the N record ids cut into
 #           contiguous ranges (the samplers key every draw by record id, so the result is the
 #           same bytes for any SHARDS)
+# Either way the records come out in the order of one unsharded run (MAUVE's k-means start
+# depends on the order of the rows).
 # Exit status: COMMAND's first failure, or 2 on bad usage.
 set -eu
 PATH=$(cd "$(dirname "$0")/../bin" && pwd):$PATH   # stream-cut
@@ -20,8 +22,9 @@ stream)
     if [ "$shards" -eq 1 ]; then
         /bin/bash -o pipefail -c "$cmd" < "$arg" > "$out".tmp
     else
+        per=$(( ($(stream-info "$arg" | jq .records) + shards - 1) / shards ))
         seq 0 $((shards - 1)) | parallel --halt now,fail=1 -j "$shards" \
-            "stream-cut --skip {} --every $shards '$arg' | $cmd > '$out'.part.{}"
+            "stream-cut --skip \$(({} * $per)) -n $per '$arg' | $cmd > '$out'.part.{}"
     fi ;;
 count)
     per=$(( (arg + shards - 1) / shards ))

@@ -85,9 +85,9 @@ table1() {
                    + ($cols | map(. as $c | ($g | map(select(.dataset == $c)) | .[0]) as $r
                        | if $r == null then "not given"
                          elif $order == "exp_of_mean" then
-                           (if $r.bound then "≤" else "" end) + ($r.ppl_exp_of_mean | f(2))
+                           (if $r.bound and $r.ppl_exp_of_mean != null then "≤" else "" end) + ($r.ppl_exp_of_mean | f(2))
                            + (if $r.ppl_ci95 then " [\($r.ppl_ci95[0] | f(1)), \($r.ppl_ci95[1] | f(1))]" else "" end)
-                         else (if $r.bound then "≤" else "" end) + ($r.ppl_mean_per_seq | f(2)) end) | join(" | ")) + " |")' \
+                         else (if $r.bound and $r.ppl_mean_per_seq != null then "≤" else "" end) + ($r.ppl_mean_per_seq | f(2)) end) | join(" | ")) + " |")' \
               "$R/table1.json.tmp"
         done
         echo
