@@ -184,13 +184,34 @@ reproduce-times:
 $(R)/%: SHELL = pipelines/timed.sh
 $(R)/%: .SHELLFLAGS = $(R)/logs/times.tsv $@ -c
 
-# the tools every stage depends on (TOOL_DEPS= drops them: the tests run the stages on whatever
-# tools are built, without make relinking them into another flavour)
+# A stage is redone when its inputs change: models, held-out data, the stages before it, and the
+# settings it reads ($(R)/settings/NAME holds each one's value, rewritten only when it changes).
+# Not when the tools are rebuilt (every commit relinks them; the numbers do not move): after a
+# change to a tool, use a fresh RESULTS. The provenance (and so every table) follows the tools
+# (TOOL_DEPS= drops even that: the tests run the stages on the tools as built, whatever their
+# flavour, without make relinking them).
 PIPE_TOOLS := bin/tokenize bin/stream-cut bin/gpt2-score bin/gpt2-sample bin/sedd-score \
               bin/sedd-sample bin/ppl bin/diversity bin/mauve-prep bin/mauve bin/lm-eval \
               bin/dataset bin/ckpt-info bin/latency
 TOOL_DEPS ?= $(PIPE_TOOLS)
 SHARD := pipelines/shard.sh
+
+# $(call set,NAME ...): the stamp files of these settings, as prerequisites. When make reads this
+# file for the stages, each stamp is rewritten if (and only if) its value changed; the rule only
+# makes a missing one (a stage asked for directly).
+set = $(addprefix $(R)/settings/,$(1))
+STAMPED := BLOCK PPL_BLOCKS SEDD_K SEED LAMBADA_N LAMBADA_MIN LAMBADA_MAX LM_K N_SAMPLES SAMPLE_LEN \
+           TOP_P TOP_K PROMPT_LEN CONT_LEN PROMPTS LONG_LEN MAUVE_SEEDS LAT_STEPS LAT_BATCH LAT_LEN \
+           LAT_REPEATS LAT_THREADS DEVICE
+ifneq ($(filter reproduce-stages,$(MAKECMDGOALS)),)
+  $(shell mkdir -p $(R)/settings)
+  $(foreach v,$(STAMPED),$(shell echo '$($(v))' | cmp -s - $(R)/settings/$(v) || echo '$($(v))' > $(R)/settings/$(v)))
+endif
+$(R)/settings/%: SHELL = /bin/sh
+$(R)/settings/%: .SHELLFLAGS = -c
+$(R)/settings/%:
+	@mkdir -p $(@D)
+	@echo '$($*)' > $@
 
 # ---- provenance: models, code, settings --------------------------------------------------
 SETTINGS := FULL=$(FULL) MODELS=$(MODELS) DATA=$(DATA) DEVICE=$(DEVICE) THREADS=$(THREADS) \
@@ -217,14 +238,14 @@ $(R)/provenance.json: $(foreach m,$(ALL_MODELS),$(call model_files,$(m))) $(TOOL
 # ---- held-out data -----------------------------------------------------------------------
 # Table 1: PPL_BLOCKS blocks of BLOCK tokens spread over the test documents (every k-th block of
 # the EOS-terminated, concatenated documents; 0 = all)
-$(R)/data/ppl.brown.msgpack: data/brown/test.jsonl $(TOOL_DEPS)
+$(R)/data/ppl.brown.msgpack: data/brown/test.jsonl $(call set,BLOCK PPL_BLOCKS)
 	@mkdir -p $(@D)
 	bin/tokenize --jsonl --field text --append-eos --block $(BLOCK) -o $@.all $<
 	n=$$(bin/stream-info $@.all | jq .records); k=1; \
 	if [ $(PPL_BLOCKS) -gt 0 ] && [ $$n -gt $(PPL_BLOCKS) ]; then k=$$((n / $(PPL_BLOCKS))); fi; \
 	bin/stream-cut --every $$k $(if $(filter 0,$(PPL_BLOCKS)),,-n $(PPL_BLOCKS)) -o $@ $@.all
 	rm -f $@.all
-$(R)/data/ppl.%.msgpack: $(DATA)/$$(PPL_FILE_$$*) $(TOOL_DEPS)
+$(R)/data/ppl.%.msgpack: $(DATA)/$$(PPL_FILE_$$*) $(call set,BLOCK PPL_BLOCKS)
 	@mkdir -p $(@D)
 	bin/dataset -f blocks --block $(BLOCK) $* $< -o $@.all
 	n=$$(bin/stream-info $@.all | jq .records); k=1; \
@@ -233,7 +254,7 @@ $(R)/data/ppl.%.msgpack: $(DATA)/$$(PPL_FILE_$$*) $(TOOL_DEPS)
 	rm -f $@.all
 
 # Tables 3-4, the data row: N_SAMPLES held-out blocks of SAMPLE_LEN tokens, spread out
-$(R)/t3/data.brown.msgpack: data/brown/test.jsonl $(TOOL_DEPS)
+$(R)/t3/data.brown.msgpack: data/brown/test.jsonl $(call set,SAMPLE_LEN N_SAMPLES)
 	@mkdir -p $(@D)
 	bin/tokenize --jsonl --field text --append-eos --block $(SAMPLE_LEN) -o $@.all $<
 	n=$$(bin/stream-info $@.all | jq .records); k=$$((n / $(N_SAMPLES))); [ $$k -ge 1 ] || k=1; \
@@ -241,20 +262,20 @@ $(R)/t3/data.brown.msgpack: data/brown/test.jsonl $(TOOL_DEPS)
 	rm -f $@.all
 # Tables 5-6: PROMPTS held-out blocks of PROMPT_LEN + CONT_LEN tokens (the references) and their
 # first PROMPT_LEN tokens (the prompts)
-$(R)/cond/ref.msgpack: data/brown/test.jsonl $(TOOL_DEPS)
+$(R)/cond/ref.msgpack: data/brown/test.jsonl $(call set,PROMPT_LEN CONT_LEN PROMPTS)
 	@mkdir -p $(@D)
 	bin/tokenize --jsonl --field text --append-eos --block $(COND_LEN) -o $@.all $<
 	n=$$(bin/stream-info $@.all | jq .records); k=$$((n / $(PROMPTS))); [ $$k -ge 1 ] || k=1; \
 	bin/stream-cut --every $$k -n $(PROMPTS) -o $@ $@.all
 	rm -f $@.all
-$(R)/cond/prompts.msgpack: $(R)/cond/ref.msgpack
+$(R)/cond/prompts.msgpack: $(R)/cond/ref.msgpack $(call set,PROMPT_LEN)
 	bin/stream-cut --tokens :$(PROMPT_LEN) -o $@ $<
 
 # ---- Table 1: perplexity of held-out blocks ----------------------------------------------
 # GPT-2: exact, each block on its own (its first token is context only); SEDD: the bound with
 # SEDD_K stratified times per block, and its standard error
 define t1_rule
-$(R)/t1/$(1).%.scored.msgpack: $(R)/data/ppl.%.msgpack $(call model_files,$(1))
+$(R)/t1/$(1).%.scored.msgpack: $(R)/data/ppl.%.msgpack $(call model_files,$(1)) $(call set,SEDD_K SEED)
 	@mkdir -p $$(@D)
 	$(SHARD) $$@ $(SHARDS) stream $$< '$$(if $$(filter sedd,$$(call kind,$(1))),bin/sedd-score -K $(SEDD_K) --seed $(SEED),bin/gpt2-score) -m $(MODELS)/$(1) $(TOOLFLAGS)'
 endef
@@ -265,7 +286,8 @@ $(R)/t1/%.json: $(R)/t1/%.scored.msgpack
 	  echo '{"records": 0, "tokens": 0, "ppl_exp_of_mean": null, "ppl_mean_per_seq": null, "note": "no complete block"}' > $@.tmp && mv $@.tmp $@; fi
 
 # ---- Table 2: lm-eval ---------------------------------------------------------------------
-$(R)/t2/brown-lambada.jsonl: data/brown/test.jsonl pipelines/brown-lambada.jq
+$(R)/t2/brown-lambada.jsonl: data/brown/test.jsonl pipelines/brown-lambada.jq \
+                            $(call set,LAMBADA_N LAMBADA_MIN LAMBADA_MAX)
 	@mkdir -p $(@D)
 	jq -c --argjson min $(LAMBADA_MIN) --argjson max $(LAMBADA_MAX) -f pipelines/brown-lambada.jq $< > $@.all
 	awk -v n=$(LAMBADA_N) -v total=$$(wc -l < $@.all) 'BEGIN { k = n > 0 ? int(total / n) : 1; if (k < 1) k = 1 } \
@@ -277,7 +299,7 @@ $(R)/t2/%.requests.jsonl: $(DATA)/$$(TASK_FILE_$$*)
 	@mkdir -p $(@D)
 	bin/dataset -f requests --task $* $(TASK_SET_$*) $(if $(filter piqa,$*),$(if $(wildcard $(DATA)/piqa_valid-labels.lst),--labels $(DATA)/piqa_valid-labels.lst)) -o $@ $<
 define t2_rule
-$(R)/t2/$(1).%.json: $(R)/t2/%.requests.jsonl $(call model_files,$(1))
+$(R)/t2/$(1).%.json: $(R)/t2/%.requests.jsonl $(call model_files,$(1)) $(call set,LM_K SEED)
 	bin/lm-eval -m $(MODELS)/$(1) --task $$(if $$(filter brown_lambada,$$*),lambada_openai,$$*) \
 	  $$(if $$(filter sedd,$$(call kind,$(1))),-K $(LM_K) --seed $(SEED)) -j $(THREADS) \
 	  -o $$(@:.json=.docs.jsonl) $$< > $$@.tmp
@@ -289,12 +311,12 @@ $(foreach m,$(LM_MODELS),$(eval $(call t2_rule,$(m))))
 gpt2_flags = $(if $(filter topp,$(1)),--top-p $(TOP_P))$(if $(filter topk,$(1)),--top-k $(TOP_K))
 sedd_flags = --steps $(patsubst k%,%,$(subst -fp32,,$(1)))$(if $(findstring -fp32,$(1)), --sampling-precision 32)
 define t3_gpt2
-$(R)/t3/$(1).$(2).msgpack: $(call model_files,$(1))
+$(R)/t3/$(1).$(2).msgpack: $(call model_files,$(1)) $(call set,N_SAMPLES SAMPLE_LEN SEED TOP_P)
 	@mkdir -p $$(@D)
 	$(SHARD) $$@ $(SHARDS) count $(N_SAMPLES) 'bin/gpt2-sample -m $(MODELS)/$(1) -l $(SAMPLE_LEN) $(call gpt2_flags,$(2)) --seed $(SEED) $(TOOLFLAGS)'
 endef
 define t3_sedd
-$(R)/t3/$(1).$(2).msgpack: $(call model_files,$(1))
+$(R)/t3/$(1).$(2).msgpack: $(call model_files,$(1)) $(call set,N_SAMPLES SAMPLE_LEN SEED TOP_P)
 	@mkdir -p $$(@D)
 	$(SHARD) $$@ $(SHARDS) count $(N_SAMPLES) 'bin/sedd-sample -m $(MODELS)/$(1) --length $(SAMPLE_LEN) $(call sedd_flags,$(2)) --seed $(SEED) $(TOOLFLAGS)'
 endef
@@ -315,11 +337,11 @@ $(R)/t3/%.div.json: $(R)/t3/%.msgpack
 # autoregressive model); SEDD samples LONG_LEN ("gen long", the first COND_LEN kept) or COND_LEN
 # ("gen short") tokens with the prompt fixed.
 define cond_gpt2
-$(R)/cond/$(1).$(2).msgpack: $(R)/cond/prompts.msgpack $(call model_files,$(1))
+$(R)/cond/$(1).$(2).msgpack: $(R)/cond/prompts.msgpack $(call model_files,$(1)) $(call set,CONT_LEN TOP_P TOP_K SEED)
 	$(SHARD) $$@ $(SHARDS) stream $$< 'bin/gpt2-sample -m $(MODELS)/$(1) --prompts - -l $(CONT_LEN) $(call gpt2_flags,$(2)) --seed $(SEED) $(TOOLFLAGS)'
 endef
 define cond_sedd
-$(R)/cond/$(1).k$(2).$(3).msgpack: $(R)/cond/prompts.msgpack $(call model_files,$(1))
+$(R)/cond/$(1).k$(2).$(3).msgpack: $(R)/cond/prompts.msgpack $(call model_files,$(1)) $(call set,LONG_LEN SEED)
 	$(SHARD) $$@ $(SHARDS) stream $$< 'bin/sedd-sample -m $(MODELS)/$(1) --steps $(2) --length $(if $(filter long,$(3)),$(LONG_LEN),$(COND_LEN)) --seed $(SEED) $(TOOLFLAGS) -'
 endef
 $(foreach g,$(GPT2_SMALL) $(GPT2_MEDIUM),$(foreach x,$(COND_GPT2_MODES),$(eval $(call cond_gpt2,$(g),$(x)))))
@@ -328,7 +350,7 @@ $(foreach s,$(SEDD_SMALL) $(SEDD_MEDIUM),$(foreach k,$(COND_STEPS),$(foreach x,l
 # MAUVE features: the first COND_LEN tokens (prompt + continuation) under the judge
 $(R)/cond/%.feat.safetensors: $(R)/cond/%.msgpack $(call model_files,$(JUDGE))
 	bin/mauve-prep -m $(MODELS)/$(JUDGE) --max-tokens $(COND_LEN) -j $(THREADS) -o $@ $<
-$(R)/cond/%.mauve.json: $(R)/cond/%.feat.safetensors $(R)/cond/ref.feat.safetensors
+$(R)/cond/%.mauve.json: $(R)/cond/%.feat.safetensors $(R)/cond/ref.feat.safetensors $(call set,MAUVE_SEEDS)
 	bin/mauve -p $(R)/cond/ref.feat.safetensors -q $< --seeds $(MAUVE_SEEDS) -j $(THREADS) -o $@
 # continuation perplexity: positions PROMPT_LEN .. PROMPT_LEN + CONT_LEN - 1 under the judge
 $(R)/cond/%.cont.json: $(R)/cond/%.msgpack $(call model_files,$(JUDGE))
@@ -337,7 +359,8 @@ $(R)/cond/%.cont.json: $(R)/cond/%.msgpack $(call model_files,$(JUDGE))
 
 # ---- Figure 1: latency -------------------------------------------------------------------
 # Runs after every other stage (order-only), alone on the machine as far as make is concerned.
-$(R)/fig/latency.json: $(call model_files,$(GPT2_SMALL)) $(call model_files,$(SEDD_SMALL)) $(TOOL_DEPS) \
+$(R)/fig/latency.json: $(call model_files,$(GPT2_SMALL)) $(call model_files,$(SEDD_SMALL)) \
+                       $(call set,LAT_STEPS LAT_BATCH LAT_LEN LAT_REPEATS LAT_THREADS DEVICE) \
                        | $(T1_PARTS) $(T2_PARTS) $(T3_PARTS) $(T4_PARTS) $(T5_PARTS) $(T6_PARTS)
 	@mkdir -p $(@D)
 	bin/latency --gpt2 $(MODELS)/$(GPT2_SMALL) --sedd $(MODELS)/$(SEDD_SMALL) --device $(DEVICE) \
