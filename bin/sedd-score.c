@@ -135,7 +135,13 @@ int main(int argc, char **argv)
     ts_writer_t *w = ts_writer_open(out.fp, &h, &e);
     if (!w) die("%s", e.msg);
 
-    float *ws = malloc((size_t)block * (size_t)cfg->vocab * sizeof *ws);
+    /* the K noised copies of a block go through the model together, as many as fit 8 MiB of
+     * log-scores, in calls of equal size (the bound has the same bits for any such batch) */
+    const size_t block_bytes = (size_t)block * (size_t)cfg->vocab * sizeof(float);
+    const size_t fit = ((size_t)8 << 20) / block_bytes, per_call = fit < 1 ? 1 : fit;
+    const size_t calls = ((size_t)o.K + per_call - 1) / per_call;
+    const int batch = (int)(((size_t)o.K + calls - 1) / calls);
+    float *ws = malloc((size_t)batch * block_bytes);
     int64_t *x0 = malloc((size_t)block * sizeof *x0);
     if (!ws || !x0) die("out of memory for a block of %d tokens", block);
     progress prog;
@@ -155,9 +161,9 @@ int main(int argc, char **argv)
                         (long long)cfg->tokens);
             }
             double mean, se;
-            if (sedd_sampler_bound(&g, &nz, sedd_score, m, x0, (int)n, o.K, o.grid,
-                                   o.common.seed, r.id, (uint32_t)lo, (uint32_t)j, ws, &mean, &se,
-                                   &e) < 0)
+            if (sedd_sampler_bound(&g, &nz, sedd_score_masked, m, x0, (int)n, o.K, o.grid,
+                                   o.common.seed, r.id, (uint32_t)lo, (uint32_t)j, batch, ws,
+                                   &mean, &se, &e) < 0)
                 die("%s: record %llu: %s", name, (unsigned long long)r.id, e.msg);
             nll += mean;
             var += se * se;

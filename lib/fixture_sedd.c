@@ -510,7 +510,7 @@ static void run_loss(fcase *c)
         bool ok = true;
         for (int b = 0; b < B && ok; b++) {
             size_t o = (size_t)b * (size_t)L;
-            ok = sedd_sampler_loss(&c->g, &c->nz, sedd_score, c->model, x0 + o, L, t[b], u + o,
+            ok = sedd_sampler_loss(&c->g, &c->nz, sedd_score_masked, c->model, x0 + o, L, t[b], u + o,
                                    uni ? rt + o : NULL, ws, xt + o, dse + o, &loss[b], &e) == 0;
             double ds = sedd_noise_rate(&c->nz, t[b]);
             for (int l = 0; l < L; l++) wdse[o + (size_t)l] = ds * dse[o + (size_t)l];
@@ -551,7 +551,7 @@ static void run_likelihood(fcase *c)
         ok = u && (!uni || rt);
         for (int b = 0; b < B && ok; b++) {
             size_t o = (size_t)b * (size_t)L;
-            ok = sedd_sampler_loss(&c->g, &c->nz, sedd_score, c->model, x0 + o, L, t[k], u + o,
+            ok = sedd_sampler_loss(&c->g, &c->nz, sedd_score_masked, c->model, x0 + o, L, t[k], u + o,
                                    uni ? rt + o : NULL, ws, xt + (k * (size_t)B) * (size_t)L + o,
                                    NULL, &loss[k * (size_t)B + (size_t)b], &e) == 0;
             if (!ok) fprintf(c->r->out, "# %s\n", e.msg);
@@ -622,7 +622,7 @@ static void run_traj(fcase *c, enum sedd_predictor pred)
         sedd_sample_opts o = {.predictor = pred, .steps = S, .eps = 1e-5, .denoise = true,
                               .precision = 32};
         sedd_replay rp = {.x_init = x_init, .gumbel_u = (const float *const *)gu};
-        if (sedd_sample(&c->g, &c->nz, &o, sedd_score, c->model, B, L, ids, fixed, &rp, x, trace,
+        if (sedd_sample(&c->g, &c->nz, &o, sedd_score_masked, c->model, B, L, ids, fixed, &rp, x, trace,
                         &e) < 0) {
             fprintf(c->r->out, "# %s\n", e.msg);
             check_i64(c, "out.x_after_step", NULL, 0);

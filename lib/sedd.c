@@ -63,86 +63,42 @@ fail:
 /* ---- thread-count-invariant products (CPU) ------------------------------------------------
  * OpenBLAS's multithreaded sgemm does not give the same bits for 1 and 2 threads, so a sample
  * or a bound would depend on --threads. On the CPU backend the model's products are cut into
- * fixed tiles of output columns, each one single-threaded sgemm call, spread over OpenMP
- * threads: the same calls whatever the thread count, hence the same bits. These two belong in
- * the backend (a tiled matmul and a tiled non-causal attention); they are here until it has them. */
+ * fixed tiles of output columns per sequence, each one single-threaded sgemm call, spread over
+ * OpenMP threads: the same calls whatever the thread count and the batch, hence the same bits.
+ * (Attention is the backend's: its long-query path is one sgemm pair per (sequence, head).) */
 
 enum { SEDD_TILE = 128 };
 
+/* y (nb·r, out) = x wᵀ + bias for nb groups of rows (a sequence's tokens, or its one
+ * conditioning row): group g's output rows start at row g·r of y; it has r rows starting at row
+ * g·r of x, or, when cnt is not NULL, cnt[g] rows starting at row xrow[g] of x. Each group is
+ * multiplied on its own, one single-threaded sgemm call per tile of output columns, so a row's
+ * bits depend neither on the thread count nor on which other groups share the call; the
+ * (group, tile) calls are spread over OpenMP threads. */
 static void tiled_matmul(const backend *be, float *y, const float *x, const float *w,
-                         const float *bias, int n, int in, int out)
+                         const float *bias, int nb, int r, int in, int out, const int *cnt,
+                         const int *xrow)
 {
-    if (be != &backend_cpu) {
-        be->matmul(y, x, w, bias, n, in, out, BE_OUT_IN, false);
+    if (be != &backend_cpu) { /* (cnt is only passed on the CPU backend) */
+        be->matmul(y, x, w, bias, nb * r, in, out, BE_OUT_IN, false);
         return;
     }
-    const int nt = (out + SEDD_TILE - 1) / SEDD_TILE;
+    const int nt = (out + SEDD_TILE - 1) / SEDD_TILE, tasks = nb * nt;
     /* small products run on the calling thread: a parallel region costs more than they do */
-#pragma omp parallel for schedule(dynamic, 1) if ((double)n * in * out > 4e6 && nt > 1)
-    for (int t = 0; t < nt; t++) {
-        const int j0 = t * SEDD_TILE, nj = out - j0 < SEDD_TILE ? out - j0 : SEDD_TILE;
+#pragma omp parallel for schedule(dynamic, 1) if ((double)nb * r * in * out > 4e6 && tasks > 1)
+    for (int task = 0; task < tasks; task++) {
+        const int g = task / nt, j0 = task % nt * SEDD_TILE;
+        const int nj = out - j0 < SEDD_TILE ? out - j0 : SEDD_TILE;
+        const int n = cnt ? cnt[g] : r;
+        const float *xg = x + (size_t)(cnt ? xrow[g] : g * r) * (size_t)in;
+        float *yg = y + (size_t)g * (size_t)r * (size_t)out + j0;
+        if (n == 0) continue;
         if (bias)
             for (int i = 0; i < n; i++)
-                memcpy(y + (size_t)i * (size_t)out + j0, bias + j0, (size_t)nj * sizeof *y);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nj, in, 1.0f, x, in,
-                    w + (size_t)j0 * (size_t)in, in, bias ? 1.0f : 0.0f, y + j0, out);
+                memcpy(yg + (size_t)i * (size_t)out, bias + j0, (size_t)nj * sizeof *y);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nj, in, 1.0f, xg, in,
+                    w + (size_t)j0 * (size_t)in, in, bias ? 1.0f : 0.0f, yg, out);
     }
-}
-
-/* out (nb,L,H·d) = softmax(q kᵀ / √d) v per sequence and head, q, k, v read in place from the
- * packed qkv (nb,L,3C); one (sequence, head) per task. @return 0 or ERR_FAIL. */
-static int tiled_attention(const backend *be, float *out, const float *qkv, float *kc, float *vc,
-                           int nb, int L, int nh, int d, err_t *e)
-{
-    const int C = nh * d;
-    if (be != &backend_cpu) {
-        be->kv_store(kc, vc, qkv, nb, L, nh, d, 0, L);
-        be->attention(out, qkv, 3 * (size_t)C, kc, vc, nb, L, L, L, nh, d, -1, NULL,
-                      1.0f / sqrtf((float)d));
-        return 0;
-    }
-    const float scale = 1.0f / sqrtf((float)d);
-    int failed = 0;
-#pragma omp parallel if ((double)nb * nh * L * L * d > 4e6)
-    {
-        float *S = malloc((size_t)L * (size_t)L * sizeof *S);
-        if (!S) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int bh = 0; bh < nb * nh; bh++) {
-            if (!S) continue;
-            const int b = bh / nh, h = bh % nh;
-            const float *base = qkv + (size_t)b * (size_t)L * 3 * (size_t)C + (size_t)h * d;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, d, scale, base, 3 * C,
-                        base + C, 3 * C, 0.0f, S, L);
-            for (int t = 0; t < L; t++) {
-                float *st = S + (size_t)t * (size_t)L, mx = -INFINITY;
-                for (int j = 0; j < L; j++) mx = fmaxf(mx, st[j]);
-                for (int j = 0; j < L; j++) st[j] = expf(st[j] - mx);
-                /* the sum in 16 fixed partial sums (vectorisable, same bits at any width) */
-                float acc[16] = {0};
-                int j = 0;
-                for (; j + 16 <= L; j += 16) {
-#pragma omp simd
-                    for (int i = 0; i < 16; i++) acc[i] += st[j + i];
-                }
-                for (int i = 0; j + i < L; i++) acc[i] += st[j + i];
-                double sum = 0;
-                for (int i = 0; i < 16; i++) sum += acc[i];
-                const float inv = (float)(1.0 / sum);
-#pragma omp simd
-                for (int k = 0; k < L; k++) st[k] *= inv;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, d, L, 1.0f, S, L,
-                        base + 2 * C, 3 * C, 0.0f,
-                        out + (size_t)b * (size_t)L * (size_t)C + (size_t)h * d, C);
-        }
-        free(S);
-    }
-    if (failed) return err_set(e, "sedd_forward: out of memory for attention scores");
-    return 0;
 }
 
 void sedd_set_threads(int n)
@@ -196,9 +152,57 @@ static void emit(const backend *be, sedd_trace_fn trace, void *ctx, const char *
     free(host);
 }
 
-/* The forward pass of nb sequences together (trace needs them stacked; otherwise nb = 1). */
+/* The log-scores of the masked rows only (absorbing graph: the only rows its sampler and loss
+ * read), on the CPU backend: the masked rows of h (nb·L, H; the final layer's input) are
+ * gathered into hc (nb·L·H floats), each sequence's multiplied together (one product of its
+ * cnt rows: the same bits for the same sequence whatever the batch) into the first rows of its
+ * block of out (nb,L,V), finished, and moved to their positions from the last one down. The
+ * unmasked rows of out are left as scratch. @return 0 or ERR_FAIL (out of memory). */
+static int masked_log_scores(const sedd_model_t *m, const float *h, float *hc, const int64_t *x,
+                             const float *sigma, int nb, int L, float *out, err_t *e)
+{
+    const int H = (int)m->cfg.hidden_size;
+    const int64_t V = m->cfg.vocab, mask = m->cfg.tokens;
+    int *cnt = malloc((size_t)nb * 2 * sizeof *cnt), *xrow = cnt + nb;
+    int64_t *masks = malloc((size_t)L * sizeof *masks);
+    if (!cnt || !masks) {
+        free(cnt), free(masks);
+        return err_set(e, "sedd_forward: out of memory");
+    }
+    for (int l = 0; l < L; l++) masks[l] = mask;
+    int total = 0;
+    for (int b = 0; b < nb; b++) {
+        xrow[b] = total;
+        for (int l = 0; l < L; l++)
+            if (x[(size_t)b * L + l] == mask)
+                memcpy(hc + (size_t)total++ * (size_t)H, h + ((size_t)b * L + l) * (size_t)H,
+                       (size_t)H * sizeof *hc);
+        cnt[b] = total - xrow[b];
+    }
+    tiled_matmul(m->be, out, hc, m->w.out_w, m->w.out_b, nb, L, H, (int)V, cnt, xrow);
+#pragma omp parallel for schedule(dynamic, 1) if ((double)total * (double)V > 65536)
+    for (int b = 0; b < nb; b++) {
+        const int64_t *xb = x + (size_t)b * (size_t)L;
+        float *ob = out + (size_t)b * (size_t)L * (size_t)V;
+        sedd_finish_rows(ob, cnt[b], V, sigma[b], m->cfg.scale_by_sigma, masks);
+        for (int l = L - 1, i = cnt[b] - 1; i >= 0; l--)
+            if (xb[l] == mask) {
+                if (l != i)
+                    memcpy(ob + (size_t)l * (size_t)V, ob + (size_t)i * (size_t)V,
+                           (size_t)V * sizeof *ob);
+                i--;
+            }
+    }
+    free(cnt), free(masks);
+    return 0;
+}
+
+/* Work memory one forward call may take for its buffers (batches above it are cut in chunks). */
+#define SEDD_WORK_BYTES ((size_t)64 << 20)
+
+/* The forward pass of nb sequences together (work buffers of about 14·L·H floats each). */
 static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, int nb, int L,
-                         float *out, sedd_trace_fn trace, void *tctx, err_t *e)
+                         bool masked_only, float *out, sedd_trace_fn trace, void *tctx, err_t *e)
 {
     const backend *be = m->be;
     const int H = (int)m->cfg.hidden_size, C = (int)m->cfg.cond_dim, V = (int)m->cfg.vocab;
@@ -236,9 +240,9 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     emit(be, trace, tctx, "t_freq", w.tf, (size_t)nb * SEDD_FREQ);
     emit(be, trace, tctx, "rotary_cos", w.cos, (size_t)L * (size_t)d);
     emit(be, trace, tctx, "rotary_sin", w.sin, (size_t)L * (size_t)d);
-    tiled_matmul(be, w.c, w.tf, m->w.map0, m->w.map0_b, nb, SEDD_FREQ, C);
+    tiled_matmul(be, w.c, w.tf, m->w.map0, m->w.map0_b, nb, 1, SEDD_FREQ, C, NULL, NULL);
     be->silu(w.c, w.c, (size_t)nb * (size_t)C);
-    tiled_matmul(be, w.s, w.c, m->w.map2, m->w.map2_b, nb, C, C);
+    tiled_matmul(be, w.s, w.c, m->w.map2, m->w.map2_b, nb, 1, C, C, NULL, NULL);
     emit(be, trace, tctx, "sigma_map_out", w.s, (size_t)nb * (size_t)C);
     be->silu(w.c, w.s, (size_t)nb * (size_t)C);
     emit(be, trace, tctx, "c", w.c, (size_t)nb * (size_t)C);
@@ -253,23 +257,23 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
             emit(be, trace, tctx, name, buf, n);                                               \
         }                                                                                      \
     } while (0)
-        tiled_matmul(be, w.mod, w.c, bl->ada, bl->ada_b, nb, C, 6 * H);
+        tiled_matmul(be, w.mod, w.c, bl->ada, bl->ada_b, nb, 1, C, 6 * H, NULL, NULL);
         TRACE("adaLN_out", w.mod, (size_t)nb * ms);
         be->layernorm(w.h, w.x, bl->norm1, NULL, rows, H, SEDD_LN_EPS);
         TRACE("norm1_out", w.h, hsz);
         be->modulate(w.h, w.h, w.mod, w.mod + H, ms, nb, L, H);
         TRACE("attn_in_modulated", w.h, hsz);
-        tiled_matmul(be, w.qkv, w.h, bl->qkv, NULL, rows, H, 3 * H);
+        tiled_matmul(be, w.qkv, w.h, bl->qkv, NULL, nb, L, H, 3 * H, NULL, NULL);
         TRACE("qkv", w.qkv, 3 * hsz);
         be->rotary(w.qkv, 3 * (size_t)H, w.cos, w.sin, nb, L, nh, d);
         be->rotary(w.qkv + H, 3 * (size_t)H, w.cos, w.sin, nb, L, nh, d);
         TRACE("qkv_rotary", w.qkv, 3 * hsz);
-        if (tiled_attention(be, w.att, w.qkv, w.k, w.v, nb, L, nh, d, e) < 0) {
-            work_free(be, &w);
-            return ERR_FAIL;
-        }
+        /* non-causal attention (past −1), one (sequence, head) per task on the CPU backend */
+        be->kv_store(w.k, w.v, w.qkv, nb, L, nh, d, 0, L);
+        be->attention(w.att, w.qkv, 3 * (size_t)H, w.k, w.v, nb, L, L, L, nh, d, -1, NULL,
+                      1.0f / sqrtf((float)d));
         TRACE("attn_core_out", w.att, hsz);
-        tiled_matmul(be, w.tmp, w.att, bl->attn_out, NULL, rows, H, H);
+        tiled_matmul(be, w.tmp, w.att, bl->attn_out, NULL, nb, L, H, H, NULL, NULL);
         TRACE("attn_out", w.tmp, hsz);
         be->gated_add(w.x, w.mod + 2 * H, ms, w.tmp, nb, L, H);
         TRACE("x_after_attn", w.x, hsz);
@@ -277,18 +281,18 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
         TRACE("norm2_out", w.h, hsz);
         be->modulate(w.h, w.h, w.mod + 3 * H, w.mod + 4 * H, ms, nb, L, H);
         TRACE("mlp_in_modulated", w.h, hsz);
-        tiled_matmul(be, w.mlp, w.h, bl->fc1, bl->fc1_b, rows, H, 4 * H);
+        tiled_matmul(be, w.mlp, w.h, bl->fc1, bl->fc1_b, nb, L, H, 4 * H, NULL, NULL);
         TRACE("mlp_fc1", w.mlp, 4 * hsz);
         be->gelu_tanh(w.mlp, w.mlp, 4 * hsz);
         TRACE("mlp_gelu", w.mlp, 4 * hsz);
-        tiled_matmul(be, w.tmp, w.mlp, bl->fc2, bl->fc2_b, rows, 4 * H, H);
+        tiled_matmul(be, w.tmp, w.mlp, bl->fc2, bl->fc2_b, nb, L, 4 * H, H, NULL, NULL);
         TRACE("mlp_fc2", w.tmp, hsz);
         be->gated_add(w.x, w.mod + 5 * H, ms, w.tmp, nb, L, H);
         TRACE("out", w.x, hsz);
 #undef TRACE
     }
     /* final layer: shift, scale (no gate) */
-    tiled_matmul(be, w.mod, w.c, m->w.out_ada, m->w.out_ada_b, nb, C, 2 * H);
+    tiled_matmul(be, w.mod, w.c, m->w.out_ada, m->w.out_ada_b, nb, 1, C, 2 * H, NULL, NULL);
     emit(be, trace, tctx, "final.adaLN_out", w.mod, (size_t)nb * 2 * (size_t)H);
     be->layernorm(w.h, w.x, m->w.norm_f, NULL, rows, H, SEDD_LN_EPS);
     emit(be, trace, tctx, "final.norm_out", w.h, hsz);
@@ -297,11 +301,16 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     size_t osz = (size_t)rows * (size_t)V;
     float *logits = out;
     bool host_out = be == &backend_cpu; /* the CPU backend's memory is host memory */
+    if (masked_only && host_out && !trace) {
+        rc = masked_log_scores(m, w.h, w.tmp, x, sigma, nb, L, out, e);
+        work_free(be, &w);
+        return rc;
+    }
     if (!host_out && !(logits = be->alloc(osz * sizeof *logits))) {
         work_free(be, &w);
         return err_set(e, "sedd_forward: out of memory for the logits");
     }
-    tiled_matmul(be, logits, w.h, m->w.out_w, m->w.out_b, rows, H, V);
+    tiled_matmul(be, logits, w.h, m->w.out_w, m->w.out_b, nb, L, H, V, NULL, NULL);
     work_free(be, &w);
     if (!host_out) {
         rc = be->to_host(out, logits, osz * sizeof *out, e);
@@ -316,8 +325,10 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     return 0;
 }
 
-int sedd_forward(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
-                 float *out, sedd_trace_fn trace, void *trace_ctx, err_t *e)
+/* sedd_forward, or with masked_only the masked rows only (see masked_log_scores). */
+static int forward_batch(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
+                         bool masked_only, float *out, sedd_trace_fn trace, void *trace_ctx,
+                         err_t *e)
 {
     const int64_t V = m->cfg.vocab;
     for (size_t i = 0; i < (size_t)B * (size_t)L; i++)
@@ -325,17 +336,39 @@ int sedd_forward(sedd_model_t *m, const int64_t *x, const float *sigma, int B, i
             return err_set(e, "sedd_forward: token %lld at position %zu is outside the model's "
                               "vocabulary (0..%lld)", (long long)x[i], i % (size_t)L,
                            (long long)V - 1);
-    if (trace) return forward_chunk(m, x, sigma, B, L, out, trace, trace_ctx, e);
-    for (int b = 0; b < B; b++) {
+    if (trace) return forward_chunk(m, x, sigma, B, L, false, out, trace, trace_ctx, e);
+    /* sequences together, as many as fit SEDD_WORK_BYTES of work buffers (every product is cut
+     * per sequence, so the chunking changes no bit) */
+    const size_t per_seq = (size_t)L * (size_t)m->cfg.hidden_size * 14 * sizeof(float);
+    const int chunk = per_seq * (size_t)B <= SEDD_WORK_BYTES ? B
+                      : per_seq >= SEDD_WORK_BYTES      ? 1
+                                                        : (int)(SEDD_WORK_BYTES / per_seq);
+    for (int b = 0; b < B; b += chunk) {
+        const int nb = B - b < chunk ? B - b : chunk;
         size_t o = (size_t)b * (size_t)L;
-        if (forward_chunk(m, x + o, sigma + b, 1, L, out + o * (size_t)V, NULL, NULL, e) < 0)
+        if (forward_chunk(m, x + o, sigma + b, nb, L, masked_only, out + o * (size_t)V, NULL,
+                          NULL, e) < 0)
             return ERR_FAIL;
     }
     return 0;
+}
+
+int sedd_forward(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
+                 float *out, sedd_trace_fn trace, void *trace_ctx, err_t *e)
+{
+    return forward_batch(m, x, sigma, B, L, false, out, trace, trace_ctx, e);
 }
 
 int sedd_score(void *ctx, const int64_t *x, const float *sigma, int B, int L, float *log_score,
                err_t *e)
 {
     return sedd_forward(ctx, x, sigma, B, L, log_score, NULL, NULL, e);
+}
+
+int sedd_score_masked(void *ctx, const int64_t *x, const float *sigma, int B, int L,
+                    float *log_score, err_t *e)
+{
+    sedd_model_t *m = ctx;
+    return forward_batch(m, x, sigma, B, L, m->cfg.graph == CONFIG_GRAPH_ABSORB, log_score, NULL,
+                         NULL, e);
 }

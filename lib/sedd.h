@@ -37,4 +37,11 @@ void sedd_set_threads(int n);
 int sedd_score(void *ctx, const int64_t *x, const float *sigma, int B, int L, float *log_score,
                err_t *e);
 
+/* sedd_score for the sampler and the loss: with an absorbing graph only the rows at masked
+ * positions are computed (the only ones sedd_sample and the score-entropy loss read; the final
+ * product is a third of a small model's work or more) and the other rows are left as scratch;
+ * with a uniform graph, sedd_score. A masked row's bits do not depend on B either. */
+int sedd_score_masked(void *ctx, const int64_t *x, const float *sigma, int B, int L,
+                    float *log_score, err_t *e);
+
 #endif

@@ -37,6 +37,10 @@ int64_t sedd_sampler_categorical(const double *p, int64_t n, const sedd_draw *d)
         if ((y & 1) == 0)
             philox_draw(d->seed, d->record, d->step, d->position, (uint32_t)(y >> 1), w);
         double u = (y & 1) ? philox_u01_f64(w[2], w[3]) : philox_u01_f64(w[0], w[1]);
+        /* −log u ≥ 1 − u, so p/(1 − u) bounds v for p ≥ 0: when even that bound (with a margin
+         * far above the rounding of both sides) is below the best, y cannot win and its log is
+         * not needed — the same draw as without the test, most logs skipped */
+        if (p[y] >= 0 && p[y] * (1 + 1e-9) < best_v * (1 - u)) continue;
         double v = p[y] / -log(u);
         if (v > best_v || y == 0) {
             best_v = v;
@@ -185,28 +189,55 @@ int sedd_sample(const sedd_graph *g, const sedd_noise *nz, const sedd_sample_opt
     return rc;
 }
 
+/* The losses of n sequences x0 (n,L) at times t (n) in one score call: x_t (n,L) drawn with the
+ * move uniforms u (n,L) (and rand_tokens), log-scores into ws (n,L,V), per-position score
+ * entropies into dse (n,L), loss[i] = σ'(t_i) Σ_l dse[i,l] summed in position order (the same
+ * bits for any thread count and any n). */
+static int loss_batch(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
+                      const int64_t *x0, int n, int L, const double *t, const double *u,
+                      const int64_t *rand_tokens, float *ws, int64_t *x, double *dse,
+                      double *loss, err_t *e)
+{
+    float *sig32 = malloc((size_t)n * sizeof *sig32);
+    double *sigma = malloc((size_t)n * sizeof *sigma);
+    if (!sig32 || !sigma) {
+        free(sig32), free(sigma);
+        return err_set(e, "sedd_sampler_loss: out of memory");
+    }
+    const size_t rows = (size_t)n * (size_t)L;
+    for (int i = 0; i < n; i++) {
+        sigma[i] = sedd_noise_total(nz, t[i]);
+        sig32[i] = (float)sigma[i];
+        for (size_t l = (size_t)i * (size_t)L; l < (size_t)(i + 1) * (size_t)L; l++)
+            x[l] = sedd_graph_sample_transition(g, x0[l], sigma[i], u[l],
+                                                rand_tokens ? rand_tokens[l] : 0);
+    }
+    int rc = fn(ctx, x, sig32, n, L, ws, e);
+    if (rc == 0) {
+#pragma omp parallel for schedule(dynamic, 16) if (rows * (size_t)g->dim > (1u << 16))
+        for (size_t r = 0; r < rows; r++)
+            dse[r] = sedd_graph_score_entropy(g, ws + r * (size_t)g->dim, sigma[r / (size_t)L],
+                                              x[r], x0[r]);
+    }
+    free(sig32), free(sigma);
+    if (rc < 0) return rc;
+    for (int i = 0; i < n; i++) {
+        double sum = 0;
+        for (int l = 0; l < L; l++) sum += dse[(size_t)i * (size_t)L + (size_t)l];
+        loss[i] = sedd_noise_rate(nz, t[i]) * sum;
+    }
+    return 0;
+}
+
 int sedd_sampler_loss(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
                       const int64_t *x0, int L, double t, const double *u,
                       const int64_t *rand_tokens, float *ws, int64_t *xt, double *dse,
                       double *loss, err_t *e)
 {
     int64_t *x = xt ? xt : malloc((size_t)L * sizeof *x);
-    if (!x) return err_set(e, "sedd_sampler_loss: out of memory");
-    double sigma = sedd_noise_total(nz, t), dsigma = sedd_noise_rate(nz, t);
-    for (int l = 0; l < L; l++)
-        x[l] = sedd_graph_sample_transition(g, x0[l], sigma, u[l], rand_tokens ? rand_tokens[l] : 0);
-    float sig32 = (float)sigma;
-    int rc = fn(ctx, x, &sig32, 1, L, ws, e);
     double *d = dse ? dse : malloc((size_t)L * sizeof *d);
-    if (rc == 0 && !d) rc = err_set(e, "sedd_sampler_loss: out of memory");
-    if (rc == 0) {
-#pragma omp parallel for schedule(static) if ((size_t)L * (size_t)g->dim > (1u << 16))
-        for (int l = 0; l < L; l++)
-            d[l] = sedd_graph_score_entropy(g, ws + (size_t)l * (size_t)g->dim, sigma, x[l], x0[l]);
-        double sum = 0; /* in position order: the same bits for any thread count */
-        for (int l = 0; l < L; l++) sum += d[l];
-        *loss = dsigma * sum;
-    }
+    int rc = x && d ? loss_batch(g, nz, fn, ctx, x0, 1, L, &t, u, rand_tokens, ws, x, d, loss, e)
+                    : err_set(e, "sedd_sampler_loss: out of memory");
     if (!dse) free(d);
     if (!xt) free(x);
     return rc;
@@ -214,28 +245,36 @@ int sedd_sampler_loss(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn f
 
 int sedd_sampler_bound(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
                        const int64_t *x0, int L, int K, enum sedd_tgrid grid, uint64_t seed,
-                       uint64_t id, uint32_t pos0, uint32_t block, float *ws, double *mean,
-                       double *stderr_, err_t *e)
+                       uint64_t id, uint32_t pos0, uint32_t block, int batch, float *ws,
+                       double *mean, double *stderr_, err_t *e)
 {
-    double *u = malloc(((size_t)L + 1) * sizeof *u), *loss = malloc((size_t)K * sizeof *loss);
-    int64_t *rt = malloc(((size_t)L + 1) * sizeof *rt);
-    if (!u || !loss || !rt) {
-        free(u), free(loss), free(rt);
-        return err_set(e, "sedd_sampler_bound: out of memory");
-    }
+    if (batch < 1) batch = 1;
+    if (batch > K) batch = K;
+    const size_t rows = (size_t)batch * (size_t)L;
+    double *u = malloc(rows * sizeof *u), *t = malloc((size_t)K * sizeof *t);
+    double *dse = malloc(rows * sizeof *dse), *loss = malloc((size_t)K * sizeof *loss);
+    int64_t *rt = malloc(rows * sizeof *rt), *x0s = malloc(rows * sizeof *x0s);
+    int64_t *xt = malloc(rows * sizeof *xt);
     int rc = 0;
-    for (int k = 0; k < K && rc == 0; k++) {
-        uint32_t w[4], step = SEDD_STEP_LOSS + (uint32_t)k;
-        philox_draw(seed, id, step, 0x80000000u + block, 0, w);
-        double v = grid == SEDD_T_GRID ? 0.5 : philox_u01_f64(w[0], w[1]);
-        double t = grid == SEDD_T_IID ? v : ((double)k + v) / K;
-        t = SEDD_LOSS_EPS + (1 - SEDD_LOSS_EPS) * t;
-        for (int l = 0; l < L; l++) {
-            philox_draw(seed, id, step, pos0 + (uint32_t)l, 0, w);
-            u[l] = philox_u01_f64(w[0], w[1]);
-            rt[l] = (int64_t)((((uint64_t)w[2] << 32 | w[3]) >> 11) % (uint64_t)g->n);
+    if (!u || !t || !dse || !loss || !rt || !x0s || !xt)
+        rc = err_set(e, "sedd_sampler_bound: out of memory");
+    for (size_t r = 0; rc == 0 && r < rows; r++) x0s[r] = x0[r % (size_t)L];
+    for (int k0 = 0; k0 < K && rc == 0; k0 += batch) {
+        const int n = K - k0 < batch ? K - k0 : batch;
+        for (int i = 0; i < n; i++) {
+            uint32_t w[4], step = SEDD_STEP_LOSS + (uint32_t)(k0 + i);
+            philox_draw(seed, id, step, 0x80000000u + block, 0, w);
+            double v = grid == SEDD_T_GRID ? 0.5 : philox_u01_f64(w[0], w[1]);
+            double tk = grid == SEDD_T_IID ? v : ((double)(k0 + i) + v) / K;
+            t[k0 + i] = SEDD_LOSS_EPS + (1 - SEDD_LOSS_EPS) * tk;
+            for (int l = 0; l < L; l++) {
+                size_t r = (size_t)i * (size_t)L + (size_t)l;
+                philox_draw(seed, id, step, pos0 + (uint32_t)l, 0, w);
+                u[r] = philox_u01_f64(w[0], w[1]);
+                rt[r] = (int64_t)((((uint64_t)w[2] << 32 | w[3]) >> 11) % (uint64_t)g->n);
+            }
         }
-        rc = sedd_sampler_loss(g, nz, fn, ctx, x0, L, t, u, rt, ws, NULL, NULL, &loss[k], e);
+        rc = loss_batch(g, nz, fn, ctx, x0s, n, L, t + k0, u, rt, ws, xt, dse, loss + k0, e);
     }
     if (rc == 0) {
         double m = 0, ss = 0;
@@ -245,6 +284,6 @@ int sedd_sampler_bound(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn 
         *mean = m;
         *stderr_ = K > 1 ? sqrt(ss / (K - 1) / K) : NAN;
     }
-    free(u), free(loss), free(rt);
+    free(u), free(t), free(dse), free(loss), free(rt), free(x0s), free(xt);
     return rc;
 }

@@ -43,7 +43,8 @@ int64_t sedd_sampler_denoise_probs(const sedd_graph *g, int64_t x, const float *
                                    double *probs /* (V) */, double *tmp /* (V) */);
 
 /* Log-scores of B sequences of length L at total noise sigma[b]: what the sampler and the loss
- * call (sedd_forward behind a context). */
+ * call (sedd_forward behind a context). With an absorbing graph they read only the rows at
+ * masked positions, so a function may leave the others as scratch (sedd_score_masked). */
 typedef int (*sedd_score_fn)(void *ctx, const int64_t *x /* (B,L) */, const float *sigma /* (B) */,
                              int B, int L, float *log_score /* (B,L,V) */, err_t *e);
 
@@ -100,10 +101,13 @@ enum sedd_tgrid {
  * pos0..pos0+L−1; block is the block's index in its record) from K loss samples: *mean is the
  * average loss in nats, *stderr its standard error (sample standard deviation / √K; NaN for
  * K = 1). Every draw is Philox: (seed, id, SEDD_STEP_LOSS + k, record position) for x_t, and
- * position 0x80000000 + block for t's uniform. ws holds L·V floats. @return 0 or ERR_FAIL. */
+ * position 0x80000000 + block for t's uniform. The K noised sequences go to the score function
+ * batch at a time (one call of up to batch sequences); ws holds batch·L·V floats. When the
+ * score function computes each sequence on its own (sedd_forward does), the result has the
+ * same bits for every batch. @return 0 or ERR_FAIL. */
 int sedd_sampler_bound(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
                        const int64_t *x0, int L, int K, enum sedd_tgrid grid, uint64_t seed,
-                       uint64_t id, uint32_t pos0, uint32_t block, float *ws, double *mean,
-                       double *stderr_, err_t *e);
+                       uint64_t id, uint32_t pos0, uint32_t block, int batch, float *ws,
+                       double *mean, double *stderr_, err_t *e);
 
 #endif

@@ -91,6 +91,19 @@ records() {
     done
 }
 
+@test "sedd-sample --no-denoise: the header is widened to the mask id, with or without an input" {
+    sedd-sample -m "$ABSORB" --steps 2 --length 16 -n 2 --no-provenance > "$BATS_TEST_TMPDIR/p"
+    run -0 stream-info "$BATS_TEST_TMPDIR/p"
+    [[ "$output" == *'"vocab_size": 1000,'* ]]
+    # one coarse step ending at t = 0.5 leaves masks; stream-info checks every id < vocab_size
+    for input in "-n 2" "$BATS_TEST_TMPDIR/p"; do
+        sedd-sample -m "$ABSORB" --steps 1 --eps 0.5 --length 24 --no-denoise $input \
+            > "$BATS_TEST_TMPDIR/nd"
+        run -0 stream-info "$BATS_TEST_TMPDIR/nd"
+        [[ "$output" == *'"vocab_size": 1001,'* ]]
+    done
+}
+
 @test "sedd-score: nll, n_scored, nll_stderr, t_samples; the error bar shrinks with K" {
     printf '{"text":"a b c d e f g h"}\n' | tokenize --jsonl > "$BATS_TEST_TMPDIR/x"
     run -0 bash -c "sedd-score -m $ABSORB -K 4 '$BATS_TEST_TMPDIR/x' | detokenize --jsonl"

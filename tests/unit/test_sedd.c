@@ -1,6 +1,6 @@
 /* sedd: the transformer loads the fixture checkpoints (and a BF16 copy without
- * rotary_emb.inv_freq), gives the same bits for a sequence alone or in a batch, runs past the
- * training length, and its likelihood bound agrees with the fixture's fixed-grid estimate
+ * rotary_emb.inv_freq), gives the same bits for a sequence alone or in a batch (all rows, and
+ * the masked rows of sedd_score_masked), runs past the training length, and its likelihood bound agrees with the fixture's fixed-grid estimate
  * (likelihood.safetensors, computed by the original code) within the error bars.
  * The forward pass itself is checked against the original by fixture-check (forward_*). */
 #include <math.h>
@@ -119,6 +119,40 @@ static void test_batch(sedd_model_t *m)
     free(all), free(one);
 }
 
+/* sedd_score_masked: the masked rows (mask id 1000) only, near sedd_score's, the same bits for
+ * a sequence alone or in a batch (the other rows are scratch). */
+static void test_masked(sedd_model_t *m)
+{
+    enum { B = 3, L = 40 };
+    const size_t V = (size_t)sedd_config(m)->vocab;
+    int64_t x[B * L];
+    float sigma[B] = {0.02f, 0.9f, 4.0f};
+    for (int i = 0; i < B * L; i++) x[i] = i % 3 == 0 || i % 7 == 0 ? 1000 : (i * 53) % 1000;
+    float *full = malloc(B * L * V * sizeof *full), *part = malloc(B * L * V * sizeof *part);
+    float *one = malloc(L * V * sizeof *one);
+    err_t e;
+    CHECK(sedd_score(m, x, sigma, B, L, full, &e) == 0 &&
+              sedd_score_masked(m, x, sigma, B, L, part, &e) == 0,
+          "full and masked-row scores of 3 x 40 tokens");
+    double worst = 0;
+    int same = 1;
+    for (int i = 0; i < B * L; i++)
+        for (size_t y = 0; y < V; y++) {
+            float a = full[(size_t)i * V + y], b = part[(size_t)i * V + y];
+            if (x[i] == 1000) worst = fmax(worst, fabs((double)a - b) / (1 + fabs((double)a)));
+        }
+    CHECK(worst < 1e-5, "masked rows as sedd_score's (max |diff|/(1+|ref|) %.2e)", worst);
+    for (int b = 0; b < B; b++) {
+        sedd_score_masked(m, x + b * L, sigma + b, 1, L, one, &e);
+        for (int l = 0; l < L; l++)
+            if (x[b * L + l] == 1000)
+                same &= memcmp(one + (size_t)l * V, part + ((size_t)b * L + l) * V,
+                               V * sizeof *one) == 0;
+    }
+    CHECK(same, "each sequence's masked rows have the same bits alone and in the batch");
+    free(full), free(part), free(one);
+}
+
 /* The bound with many stratified times agrees with the original's 8-point grid estimate. */
 static void test_bound(sedd_model_t *m)
 {
@@ -145,12 +179,20 @@ static void test_bound(sedd_model_t *m)
         double se_first = 0, mean = 0, se = 0;
         for (int K = 8; K <= 128; K *= 4) {
             sedd_sampler_bound(&g, &nz, sedd_score, m, x0 + 32 * b, 32, K, SEDD_T_STRATIFIED, 1,
-                               (uint64_t)b, 0, 0, ws, &mean, &se, &e);
+                               (uint64_t)b, 0, 0, 1, ws, &mean, &se, &e);
             NOTE("record %d K %d: %.3f +- %.3f (fixture %.3f +- %.3f)", b, K, mean, se, fm, fs);
             if (K == 8) se_first = se;
         }
         CHECK(se < se_first, "record %d: the standard error shrinks from K 8 to 128 (%.1f, %.1f)",
               b, se_first, se);
+        /* the 128 noised copies 5 at a time (chunks of 5 and a last one of 3): the same bits */
+        double mean5 = 0, se5 = 0;
+        float *ws5 = malloc(5 * 32 * (size_t)cfg->vocab * sizeof *ws5);
+        CHECK(ws5 && sedd_sampler_bound(&g, &nz, sedd_score, m, x0 + 32 * b, 32, 128,
+                                        SEDD_T_STRATIFIED, 1, (uint64_t)b, 0, 0, 5, ws5, &mean5,
+                                        &se5, &e) == 0 && mean5 == mean && se5 == se,
+              "record %d: the bound has the same bits with 5 loss times per forward call", b);
+        free(ws5);
         CHECK(fabs(mean - fm) < 3 * sqrt(se * se + fs * fs),
               "record %d: bound %.2f agrees with the fixture's %.2f within the error bars", b,
               mean, fm);
@@ -171,6 +213,7 @@ int main(void)
     if (m) {
         CHECK(sedd_config(m)->vocab == 1001 && sedd_config(m)->scale_by_sigma, "absorb config");
         test_batch(m);
+        test_masked(m);
         test_bf16(m);
         test_bound(m);
     }

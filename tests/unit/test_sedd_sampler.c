@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../lib/philox.h"
 #include "../../lib/sedd_sampler.h"
 #include "tap.h"
 
@@ -39,6 +40,36 @@ static void test_categorical(int precision)
         always &= sedd_sampler_categorical(neg, 3, &a) == 1;
     }
     CHECK(always, "%d-bit: negative weights lose against a positive one", precision);
+}
+
+/* The 64-bit draw skips the log of weights that cannot win; it must pick what the plain
+ * argmax_y p_y / −log u_y over the same Philox uniforms picks (weights spread over decades, with
+ * zeros and negatives). */
+static void test_categorical_exact(void)
+{
+    enum { N = 1001 };
+    static double p[N];
+    int same = 1;
+    for (uint32_t pos = 0; pos < 300; pos++) {
+        uint32_t w[4];
+        for (int y = 0; y < N; y++) {
+            philox_draw(99, 3, 7, pos, 0x100000u + (uint32_t)y, w);
+            double r = philox_u01_f64(w[0], w[1]);
+            p[y] = pos % 3 == 0 ? exp(12 * r - 6) : pos % 3 == 1 ? r * r : r - 0.2;
+            if (y % 97 == 0) p[y] = 0;
+        }
+        int64_t ref = 0;
+        double best = -INFINITY;
+        for (int y = 0; y < N; y++) {
+            if ((y & 1) == 0) philox_draw(11, 2, 5, pos, (uint32_t)(y >> 1), w);
+            double u = (y & 1) ? philox_u01_f64(w[2], w[3]) : philox_u01_f64(w[0], w[1]);
+            double v = p[y] / -log(u);
+            if (v > best || y == 0) best = v, ref = y;
+        }
+        sedd_draw d = {.precision = 64, .seed = 11, .record = 2, .step = 5, .position = pos};
+        same &= sedd_sampler_categorical(p, N, &d) == ref;
+    }
+    CHECK(same, "64-bit draw = plain argmax of p / -log u over the same uniforms (300 draws)");
 }
 
 static void test_stored(void)
@@ -102,6 +133,7 @@ int main(void)
 {
     test_categorical(64);
     test_categorical(32);
+    test_categorical_exact();
     test_stored();
     test_loop(CONFIG_GRAPH_ABSORB, SEDD_PRED_EULER, "absorb/euler");
     test_loop(CONFIG_GRAPH_ABSORB, SEDD_PRED_ANALYTIC, "absorb/analytic");
