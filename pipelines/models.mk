@@ -15,10 +15,10 @@
 MODELS_OUT   ?= data/models
 GPT2_SMALL_STEPS ?= 500
 GPT2_JUDGE_STEPS ?= 500
-SEDD_SMALL_STEPS ?= 800
+SEDD_SMALL_STEPS ?= 600
 EMBEDDED_MODELS  := gpt2-small gpt2-judge sedd-small
 MODELS_WORK  := build/models
-MODEL_ENV    := OPENBLAS_CORETYPE=Haswell DLM_NO_REEXEC=1
+MODEL_ENV    := OPENBLAS_CORETYPE=Haswell OMP_WAIT_POLICY=passive DLM_NO_REEXEC=1
 MODEL_TRAIN  := $(MODEL_ENV) bin/train -j 2 --context 128 --batch 16 --lr 1e-3 --warmup 50 \
                 --cosine --lr-min 1e-4 --eval-every 50 --eval-batches 4 --dtype bf16 --seed 1 \
                 --data $(MODELS_WORK)/train.msgpack --val $(MODELS_WORK)/val.msgpack
