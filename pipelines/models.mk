@@ -49,11 +49,22 @@ $(eval $(call model_rule,sedd-small,--arch sedd --layers 4 --width 128 --heads 4
 
 # `make models` retrains from scratch (the committed models are never rebuilt implicitly: nothing
 # else depends on these rules). The trained weights replace data/models/NAME atomically.
+# st_payload FILE: the tensor bytes of a safetensors file (after the 8-byte length and the JSON
+# header, whose metadata names the commit), to tell whether a retrained model is the same model.
 models: $(EMBEDDED_MODELS:%=$(MODELS_WORK)/%/.done)
-	@for m in $(EMBEDDED_MODELS); do \
+	@st_payload() { n=$$(od -An -t u8 -N8 "$$1" | tr -d ' '); tail -c +$$((9 + n)) "$$1"; }; \
+	for m in $(EMBEDDED_MODELS); do \
+	  new=$(MODELS_WORK)/$$m/model.safetensors old=$(MODELS_OUT)/$$m/model.safetensors; \
+	  if [ -f $$old ]; then \
+	    st_payload $$old > $(MODELS_WORK)/$$m.old-payload; \
+	    if st_payload $$new | cmp -s - $(MODELS_WORK)/$$m.old-payload; \
+	    then echo "models: $$m: the same weights as the committed model, bit for bit"; \
+	    else echo "models: $$m: weights DIFFER from the committed model"; fi; \
+	    rm -f $(MODELS_WORK)/$$m.old-payload; \
+	  fi; \
 	  rm -rf $(MODELS_OUT)/$$m.tmp && mkdir -p $(MODELS_OUT)/$$m.tmp && \
 	  cp $(MODELS_WORK)/$$m/config.json $(MODELS_WORK)/$$m/model.safetensors \
 	     $(MODELS_WORK)/$$m/train.log.jsonl $(MODELS_OUT)/$$m.tmp/ && \
 	  rm -rf $(MODELS_OUT)/$$m && mv $(MODELS_OUT)/$$m.tmp $(MODELS_OUT)/$$m || exit 1; \
 	done
-	@echo "models: $(EMBEDDED_MODELS) trained into $(MODELS_OUT)/ (git diff --stat $(MODELS_OUT) shows whether they reproduce)"
+	@echo "models: $(EMBEDDED_MODELS) trained into $(MODELS_OUT)/"
