@@ -24,12 +24,12 @@
 #                 SEDD at 100/256/512/1024 (Table 3) and 128/256/512/1024 steps (Tables 5-6)
 #   DEVICE=cpu|cuda, THREADS=N (per tool), JOBS=N (stages at once), SHARDS=N, SEED=N
 #
-# Napkin math (default, one core per stage): a SEDD step on one 100-token sequence costs ~50 ms
-# (40% the forward pass, the rest the sampler's 50258-way arithmetic per position), so Table 3's
-# SEDD rows are 32 samples x (4+8+16+32+64+16 steps + 6 denoiser calls) ~ 4700 steps ~ 240 s and
-# Tables 5's 40 prompts x (9+33 calls) x (128 + 100 tokens) ~ 200 s; GPT-2 top-p/top-k decoding
-# sorts 50257 logits per token (~15 ms); the SEDD bound of 256 blocks x 4 times ~ 30 s. About
-# 600 CPU-seconds in all: 5-8 minutes on 2 free cores. FULL=1 is ~3e18 FLOP (README).
+# Napkin math (default, one core per stage): a SEDD step on one 100-token sequence costs 20-40 ms
+# (much of it the sampler's 50258-way arithmetic per position), so Table 3's SEDD rows are 32
+# samples x (4+8+16+32+64+16 steps + 6 denoiser calls) ~ 4700 steps ~ 150 s and Table 5's 40
+# prompts x (9+33 calls) x (128 + 100 tokens) ~ 150 s; GPT-2 top-p/top-k decoding sorts 50257
+# logits per token (~10 ms); the SEDD bound of 256 blocks x 4 times ~ 50 s. About 370
+# CPU-seconds in all (measured): ~6 minutes on 2 cores. FULL=1 is ~3e18 FLOP (README).
 
 RESULTS ?= results
 MODELS  ?= data/models
