@@ -12,105 +12,18 @@
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define DLM_ASAN 1
-/* The training ops of backend_cpu (backend_cpu_train.c); contracts in backend.h. */
-void cpu_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x,
-                         const float *w, int n, int in, int out, enum be_layout layout);
-void cpu_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                            const float *w, int n, int c, float eps);
-void cpu_gelu_tanh_backward(float *dx, const float *x, const float *dy, size_t n);
-void cpu_silu_backward(float *dx, const float *x, const float *dy, size_t n);
-void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const float *dy,
-                           const float *x, const float *scale, size_t mod_stride, int B, int T,
-                           int C);
-void cpu_gated_add_backward(float *dgate, float *dy, const float *gate, size_t mod_stride,
-                            const float *dx, const float *y, int B, int T, int C);
-void cpu_embed_backward(float *dtable, float *dpos, const int32_t *ids, const float *dy, int n,
-                        int T, int c);
-void cpu_rotary_backward(float *dx, size_t row_stride, const float *cos, const float *sin, int B,
-                         int T, int H, int d);
-void cpu_kv_store_backward(float *dqkv, const float *dk, const float *dv, int B, int T, int H,
-                           int d);
-void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                            size_t q_stride, const float *k, const float *v, int B, int T, int H,
-                            int d, bool causal, float scale);
-void cpu_cross_entropy(double *loss, float *dx, const float *x, const int32_t *target, int n,
-                       int c, float dscale);
-double cpu_sumsq(const float *x, size_t n);
-void cpu_scale(float *x, float a, size_t n);
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-               float beta2, float eps, float weight_decay, int step);
-void cpu_ema(float *ema, const float *p, size_t n, float decay);
-
 #endif
 #endif
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(DLM_ASAN)
 #define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define HOT
-/* The training ops of backend_cpu (backend_cpu_train.c); contracts in backend.h. */
-void cpu_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x,
-                         const float *w, int n, int in, int out, enum be_layout layout);
-void cpu_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                            const float *w, int n, int c, float eps);
-void cpu_gelu_tanh_backward(float *dx, const float *x, const float *dy, size_t n);
-void cpu_silu_backward(float *dx, const float *x, const float *dy, size_t n);
-void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const float *dy,
-                           const float *x, const float *scale, size_t mod_stride, int B, int T,
-                           int C);
-void cpu_gated_add_backward(float *dgate, float *dy, const float *gate, size_t mod_stride,
-                            const float *dx, const float *y, int B, int T, int C);
-void cpu_embed_backward(float *dtable, float *dpos, const int32_t *ids, const float *dy, int n,
-                        int T, int c);
-void cpu_rotary_backward(float *dx, size_t row_stride, const float *cos, const float *sin, int B,
-                         int T, int H, int d);
-void cpu_kv_store_backward(float *dqkv, const float *dk, const float *dv, int B, int T, int H,
-                           int d);
-void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                            size_t q_stride, const float *k, const float *v, int B, int T, int H,
-                            int d, bool causal, float scale);
-void cpu_cross_entropy(double *loss, float *dx, const float *x, const int32_t *target, int n,
-                       int c, float dscale);
-double cpu_sumsq(const float *x, size_t n);
-void cpu_scale(float *x, float a, size_t n);
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-               float beta2, float eps, float weight_decay, int step);
-void cpu_ema(float *ema, const float *p, size_t n, float decay);
-
 #endif
 
 #ifdef __clang__
 /* clang would otherwise fuse a*b+c into FMAs in the AVX2/AVX-512 clones only (GCC does not in
  * ISO C mode), and the clones would round differently. */
 #pragma STDC FP_CONTRACT OFF
-/* The training ops of backend_cpu (backend_cpu_train.c); contracts in backend.h. */
-void cpu_matmul_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x,
-                         const float *w, int n, int in, int out, enum be_layout layout);
-void cpu_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                            const float *w, int n, int c, float eps);
-void cpu_gelu_tanh_backward(float *dx, const float *x, const float *dy, size_t n);
-void cpu_silu_backward(float *dx, const float *x, const float *dy, size_t n);
-void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const float *dy,
-                           const float *x, const float *scale, size_t mod_stride, int B, int T,
-                           int C);
-void cpu_gated_add_backward(float *dgate, float *dy, const float *gate, size_t mod_stride,
-                            const float *dx, const float *y, int B, int T, int C);
-void cpu_embed_backward(float *dtable, float *dpos, const int32_t *ids, const float *dy, int n,
-                        int T, int c);
-void cpu_rotary_backward(float *dx, size_t row_stride, const float *cos, const float *sin, int B,
-                         int T, int H, int d);
-void cpu_kv_store_backward(float *dqkv, const float *dk, const float *dv, int B, int T, int H,
-                           int d);
-void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                            size_t q_stride, const float *k, const float *v, int B, int T, int H,
-                            int d, bool causal, float scale);
-void cpu_cross_entropy(double *loss, float *dx, const float *x, const int32_t *target, int n,
-                       int c, float dscale);
-double cpu_sumsq(const float *x, size_t n);
-void cpu_scale(float *x, float a, size_t n);
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-               float beta2, float eps, float weight_decay, int step);
-void cpu_ema(float *ema, const float *p, size_t n, float decay);
-
 #endif
 
 /* exp(x) in float, written so that loops over it vectorise (libm's expf is a call per element):
