@@ -80,6 +80,8 @@ static backend make_table(void)
 
 static const backend table = make_table();
 
+extern "C" void backend_cuda_set_bf16(int bf16) { cu_matmul_set_bf16(bf16); }
+
 extern "C" const backend *backend_cuda(void)
 {
     static int state;  // 0 untried, 1 ready, -1 unavailable

@@ -1,12 +1,20 @@
 // matmul: y (N,out) = x (N,in) · W (+ bias) (+= y) on the GPU, the contract of lib/backend.h.
-// matmul goes to cublasSgemm in plain fp32 (CUBLAS_DEFAULT_MATH: no TF32 tensor cores, so it
-// can be checked against OpenBLAS at fp32 tolerances; a bf16/TF32 path is a later switch).
+// matmul goes to cublasGemmEx on fp32 storage: by default with CUBLAS_COMPUTE_32F (plain fp32
+// FMAs, no tensor cores, so it can be checked against OpenBLAS at fp32 tolerances); after
+// cu_matmul_set_bf16(1) with CUBLAS_COMPUTE_32F_FAST_16BF (inputs rounded to bf16 on the tensor
+// cores, fp32 accumulation: --precision bf16, for speed).
 // matmul_rows is one thread per output element with a k-ascending loop: the same order for
 // every n (batch-invariant, as the contract asks), memory-bound, meant for small n.
 #include "cuda_common.cuh"
 #include "matmul.cuh"
 
 static cublasHandle_t handle;
+static cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+
+void cu_matmul_set_bf16(int bf16)
+{
+    compute = bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+}
 
 int cu_matmul_init(void)
 {
@@ -41,10 +49,11 @@ void cu_matmul(float *y, const float *x, const float *w, const float *bias, int 
     // column-major (in,out), so transpose it, ld in. x row-major (n,in) is xᵀ column-major.
     cublasOperation_t opw = layout == BE_IN_OUT ? CUBLAS_OP_N : CUBLAS_OP_T;
     int ldw = layout == BE_IN_OUT ? out : in;
-    cublasStatus_t st = cublasSgemm(handle, opw, CUBLAS_OP_N, out, n, in, &alpha, w, ldw, x, in,
-                                    &beta, y, out);
+    cublasStatus_t st = cublasGemmEx(handle, opw, CUBLAS_OP_N, out, n, in, &alpha, w, CUDA_R_32F,
+                                     ldw, x, CUDA_R_32F, in, &beta, y, CUDA_R_32F, out, compute,
+                                     CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS)
-        fprintf(stderr, "cuda: %s:%d: cublasSgemm: cuBLAS status %d\n", __FILE__, __LINE__,
+        fprintf(stderr, "cuda: %s:%d: cublasGemmEx: cuBLAS status %d\n", __FILE__, __LINE__,
                 (int)st);
 }
 
