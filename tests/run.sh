@@ -3,19 +3,25 @@
 # one line "N passed, N failed, N skipped". Exit status 1 if anything failed.
 # A test binary that exits non-zero without reporting a failing check counts as one failure,
 # except exit 77 with an "ok ... # skip" line: the documented "skipped" status (no GPU).
+# The CUDA op tests (tests/kernels/) run a second time with --cpu-self (the CPU backend against
+# itself), which checks their harness, shapes and buffer sizes on a machine without a GPU.
 set -u
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 failed_bins=0
-for t in "$@"; do
-    echo "# $t"
-    "$t" > "$log.out" 2>&1
+run_one() { # test binary [argument]
+    echo "# $*"
+    "$@" > "$log.out" 2>&1
     rc=$?
     if [ "$rc" -ne 0 ] && ! { [ "$rc" -eq 77 ] && grep -q '^ok .*# skip' "$log.out"; }; then
-        grep -q '^not ok' "$log.out" || { failed_bins=$((failed_bins + 1)); echo "not ok - $t exited non-zero"; }
+        grep -q '^not ok' "$log.out" || { failed_bins=$((failed_bins + 1)); echo "not ok - $* exited non-zero"; }
     fi
     cat "$log.out"
     cat "$log.out" >> "$log"
+}
+for t in "$@"; do
+    run_one "$t"
+    case "$t" in */tests/kernels/*) run_one "$t" --cpu-self ;; esac
 done
 rm -f "$log.out"
 if ls tests/cli/*.bats >/dev/null 2>&1; then

@@ -6,98 +6,7 @@
  * failure. No CUDA device: prints "SKIP: no CUDA device" and a TAP skip line and exits 77 (the
  * documented "skipped" status; tests/run.sh counts it as skipped, tests/gpu-check.sh as a
  * failure, since a GPU machine must see its GPU). Built only when CUDA is on. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "../../kernels/backend_cuda.cuh"
-#include "../../kernels/cuda_info.cuh"
-#include "../../lib/backend.h"
-#include "../unit/tap.h"
-
-enum { EXIT_SKIP = 77 };
-
-static const backend *cpu = &backend_cpu, *gpu;
-
-// ---- helpers ----------------------------------------------------------------------------------
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-/* uniform in [-1, 1) (xorshift64*; the inputs only need to be varied, not a stream spec) */
-static float urand(void)
-{
-    rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
-    return (float)((rng * 2685821657736338717ull) >> 40) / (float)(1 << 23) - 1.0f;
-}
-
-static float *rnd(size_t n, float scale)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    if (!x) abort();
-    for (size_t i = 0; i < n; i++) x[i] = scale * urand();
-    return x;
-}
-
-static void *copy_of(const void *p, size_t bytes)
-{
-    void *q = malloc(bytes ? bytes : 1);
-    if (!q) abort();
-    memcpy(q, p, bytes);
-    return q;
-}
-
-/* host -> new device buffer (NULL stays NULL) */
-static void *up(const void *h, size_t bytes)
-{
-    if (!h) return NULL;
-    err_t e;
-    void *d = gpu->alloc(bytes);
-    if (!d || gpu->to_device(d, h, bytes, &e) != 0) {
-        fprintf(stderr, "test_ops: cannot upload %zu bytes\n", bytes);
-        exit(1);
-    }
-    return d;
-}
-
-/* device buffer -> new host buffer; frees the device buffer */
-static void *down(void *d, size_t bytes)
-{
-    err_t e;
-    void *h = malloc(bytes ? bytes : 1);
-    if (!h || gpu->to_host(h, d, bytes, &e) != 0) {
-        fprintf(stderr, "test_ops: cannot download %zu bytes: %s\n", bytes, e.msg);
-        exit(1);
-    }
-    gpu->free(d);
-    return h;
-}
-
-static double worst_diff; /* over every case, for the summary */
-
-/* One TAP line: got vs ref (either float or double arrays, `dbl` says which). */
-static void compare(const char *what, const void *got, const void *ref, size_t n, int dbl,
-                    double atol, double rtol)
-{
-    size_t bad = 0;
-    double maxd = 0;
-    for (size_t i = 0; i < n; i++) {
-        double g = dbl ? ((const double *)got)[i] : ((const float *)got)[i];
-        double r = dbl ? ((const double *)ref)[i] : ((const float *)ref)[i];
-        double d = fabs(g - r);
-        if (d != d || isinf(g) != isinf(r)) d = INFINITY; /* NaN or inf mismatch */
-        else if (isinf(g)) d = 0;                         /* the same infinity */
-        if (d > maxd) maxd = d;
-        if (!(d <= atol + rtol * fabs(r))) {
-            if (bad < 5)
-                NOTE("  %s: mismatch at %zu: cuda %.9g cpu %.9g diff %.3g", what, i, g, r, d);
-            bad++;
-        }
-    }
-    if (maxd > worst_diff) worst_diff = maxd;
-    CHECK(bad == 0, "%s: max diff %.3g (atol %.1g, rtol %.1g), %zu of %zu mismatched", what, maxd,
-          atol, rtol, bad, n);
-}
+#include "op_check.h"
 
 // ---- matmul -----------------------------------------------------------------------------------
 
@@ -355,23 +264,8 @@ static void t_softmax(int n, int c)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--cpu-self") == 0) {
-        /* the CPU backend against itself: checks this harness (buffer sizes, shapes, aliasing)
-         * on a machine without a GPU, e.g. under ASan, so device time is not spent on it */
-        gpu = &backend_cpu;
-        NOTE("--cpu-self: CPU backend vs itself, no CUDA involved");
-    } else if (cuda_device_count() == 0) {
-        printf("SKIP: no CUDA device\n");
-        printf("ok 1 - cuda ops # skip no CUDA device\n1..1\n");
-        return EXIT_SKIP;
-    } else {
-        char build[128];
-        cuda_describe_build(build, sizeof build);
-        NOTE("%s, %d device(s)", build, cuda_device_count());
-        gpu = backend_cuda();
-        CHECK(gpu != NULL, "backend_cuda() initialises on a machine with a device");
-        if (!gpu) return tap_done();
-    }
+    int status = op_check_start(argc, argv);
+    if (status >= 0) return status;
 
     /* shapes: the first of each pair is block-aligned, the second is not (771 = 3·257,
      * 37 rows, d = 34 whose half 17 is odd, Tk = 257) */
