@@ -18,14 +18,16 @@ static int usage(FILE *fp, int status)
             "      --kinds LIST    run only these comma-separated kinds (e.g. tokenizer,checkpoint);\n"
             "                      the others are skipped, not failed [all]\n"
             "      --vocab DIR     tokenizer files for the tokenizer set [data/gpt2]\n"
+            "      --device DEV    where the model cases (gpt2, sedd sets) run: cpu, cuda, or\n"
+            "                      auto (cuda when a GPU is visible); same tolerances [cpu]\n"
             "  -h, --help          print this help and exit\n"
             "      --version       print the version and build and exit\n"
             "\n" CLI_EXIT_TEXT "\n"
-            "Example: fixture-check tests/fixtures/tokenizer\n");
+            "Example: fixture-check --device cuda tests/fixtures/gpt2\n");
     return status;
 }
 
-enum { OPT_KINDS = 256, OPT_VOCAB, OPT_VERSION };
+enum { OPT_KINDS = 256, OPT_VOCAB, OPT_DEVICE, OPT_VERSION };
 
 int main(int argc, char **argv)
 {
@@ -33,22 +35,27 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"kinds", required_argument, NULL, OPT_KINDS},
         {"vocab", required_argument, NULL, OPT_VOCAB},
+        {"device", required_argument, NULL, OPT_DEVICE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     fixture_report r = {.out = stdout};
+    struct cli_device dev = {.device = "cpu"};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_KINDS: r.kinds = optarg; break;
         case OPT_VOCAB: r.vocab = optarg; break;
+        case OPT_DEVICE: dev.device = optarg; break;
         case 'h': return usage(stdout, EXIT_OK);
         case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }
     if (argc - optind != 1) die_usage("expected one fixture directory");
+    cli_device_open(&dev);
+    r.be = dev.be;
     err_t e;
     if (fixture_run(argv[optind], &r, &e) < 0) die("%s", e.msg);
     printf("%d passed, %d failed, %d unsupported, %d skipped\n", r.n_pass, r.n_fail,

@@ -8,7 +8,6 @@
 
 #include "backend.h"
 #include "cli.h"
-#include "device.h"
 #include "gpt2.h"
 #include "philox.h"
 #include "tstream.h"
@@ -37,7 +36,8 @@ static int usage(FILE *fp, int status)
             "      --seed S           random seed [0]\n"
             "      --rng-bits 64|32   precision of each uniform draw [64]\n"
             "  -j, --threads N        threads, 0 = all cores [0]\n"
-            "      --device DEV       cpu (cuda: not yet) [cpu]\n"
+            "      --device DEV       cpu, cuda, or auto (cuda when a GPU is visible) [cpu]\n"
+            "      --precision P      fp32, or bf16 (bf16 matrix products; cuda only) [fp32]\n"
             "  -o, --output FILE      write here, atomically [stdout]\n"
             "      --force            write binary output to a terminal\n"
             "      --no-provenance    do not add this run to the header\n"
@@ -50,13 +50,14 @@ static int usage(FILE *fp, int status)
 
 struct options {
     struct cli_common common;
-    const char *model, *prompts, *device;
+    const char *model, *prompts;
+    struct cli_device dev;
     long long length, n, first_id, batch, top_k, rng_bits;
     double temperature, top_p;
 };
 
-enum { OPT_PROMPTS = 256, OPT_FIRST_ID, OPT_SEED, OPT_RNG_BITS, OPT_DEVICE, OPT_FORCE,
-       OPT_NO_PROV, OPT_VERSION };
+enum { OPT_PROMPTS = 256, OPT_FIRST_ID, OPT_SEED, OPT_RNG_BITS, OPT_DEVICE, OPT_PRECISION,
+       OPT_FORCE, OPT_NO_PROV, OPT_VERSION };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -69,6 +70,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"top-p", required_argument, NULL, 'p'}, {"seed", required_argument, NULL, OPT_SEED},
         {"rng-bits", required_argument, NULL, OPT_RNG_BITS},
         {"threads", required_argument, NULL, 'j'}, {"device", required_argument, NULL, OPT_DEVICE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, OPT_FORCE},
         {"no-provenance", no_argument, NULL, OPT_NO_PROV}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
@@ -80,7 +82,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->temperature = 1.0;
     o->top_p = 1.0;
     o->rng_bits = 64;
-    o->device = "cpu";
+    o->dev.device = "cpu";
     int c;
     while ((c = getopt_long(argc, argv, "m:l:n:b:t:k:p:j:o:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -99,7 +101,8 @@ static void parse_options(int argc, char **argv, struct options *o)
             if (o->rng_bits != 32 && o->rng_bits != 64) die_usage("--rng-bits must be 32 or 64");
             break;
         case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case OPT_DEVICE: o->device = optarg; break;
+        case OPT_DEVICE: o->dev.device = optarg; break;
+        case OPT_PRECISION: o->dev.precision = optarg; break;
         case 'o': o->common.output = optarg; break;
         case OPT_FORCE: o->common.force = true; break;
         case OPT_NO_PROV: o->common.no_provenance = true; break;
@@ -189,12 +192,10 @@ int main(int argc, char **argv)
     struct options o;
     parse_options(argc, argv, &o);
     err_t e;
-    device_kind dev;
-    if (device_parse(o.device, &dev, &e) < 0) die_usage("%s", e.msg);
-    if (dev != DEVICE_CPU) die_usage("--device %s: GPT-2 runs on the CPU only so far", o.device);
+    cli_device_open(&o.dev);
     backend_cpu_set_threads(cli_threads(o.common.threads));
 
-    gpt2_t *m = gpt2_load(o.model, NULL, &backend_cpu, &e);
+    gpt2_t *m = gpt2_load(o.model, NULL, o.dev.be, &e);
     if (!m) die("%s", e.msg);
     const struct config_gpt2 *g = gpt2_config(m);
     int V = (int)g->vocab_size, ctx = (int)g->n_positions, B = (int)o.batch;
@@ -212,7 +213,7 @@ int main(int argc, char **argv)
         if (eot < 0 || eot >= V) die("%s: config.json names no <|endoftext|> id to start from", o.model);
         if (ts_header_init(&h, "gpt2", (uint64_t)V, eot, &e) < 0) die("%s", e.msg);
     }
-    if (cli_add_provenance(&h, &o.common, argc, argv, o.common.seed, "cpu", &e) < 0) die("%s", e.msg);
+    if (cli_add_provenance(&h, &o.common, argc, argv, o.common.seed, o.dev.label, &e) < 0) die("%s", e.msg);
     /* the header goes out with the first batch (or at the end): a bad first prompt leaves
      * stdout empty */
     cli_output out;

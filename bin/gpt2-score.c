@@ -9,7 +9,6 @@
 
 #include "backend.h"
 #include "cli.h"
-#include "device.h"
 #include "gpt2.h"
 #include "tstream.h"
 
@@ -37,7 +36,8 @@ static int usage(FILE *fp, int status)
             "      --logprobs         add logprobs: float32 log p of each scored token, in order\n"
             "  -b, --batch N          records per forward pass (short records only) [8]\n"
             "  -j, --threads N        threads, 0 = all cores [0]\n"
-            "      --device DEV       cpu (cuda: not yet) [cpu]\n"
+            "      --device DEV       cpu, cuda, or auto (cuda when a GPU is visible) [cpu]\n"
+            "      --precision P      fp32, or bf16 (bf16 matrix products; cuda only) [fp32]\n"
             "  -o, --output FILE      write here, atomically [stdout]\n"
             "      --force            write binary output to a terminal\n"
             "      --no-provenance    do not add this run to the header\n"
@@ -50,13 +50,14 @@ static int usage(FILE *fp, int status)
 
 struct options {
     struct cli_common common;
-    const char *model, *from_field, *input, *device;
+    const char *model, *from_field, *input;
+    struct cli_device dev;
     long long first, from, window, stride, batch;
     bool bos, hf, logprobs;
 };
 
 enum { OPT_BOS = 256, OPT_FIRST, OPT_FROM, OPT_WINDOW, OPT_STRIDE, OPT_HF, OPT_LOGPROBS,
-       OPT_DEVICE, OPT_FORCE, OPT_NO_PROV, OPT_VERSION };
+       OPT_DEVICE, OPT_PRECISION, OPT_FORCE, OPT_NO_PROV, OPT_VERSION };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -68,6 +69,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"hf-weighting", no_argument, NULL, OPT_HF}, {"logprobs", no_argument, NULL, OPT_LOGPROBS},
         {"batch", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 'j'},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, OPT_FORCE},
         {"no-provenance", no_argument, NULL, OPT_NO_PROV}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
@@ -75,7 +77,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     memset(o, 0, sizeof *o);
     o->first = -1;
     o->batch = 8;
-    o->device = "cpu";
+    o->dev.device = "cpu";
     int c;
     while ((c = getopt_long(argc, argv, "m:b:j:o:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -92,7 +94,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_LOGPROBS: o->logprobs = true; break;
         case 'b': o->batch = cli_parse_int("--batch", optarg, 1, 4096); break;
         case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case OPT_DEVICE: o->device = optarg; break;
+        case OPT_DEVICE: o->dev.device = optarg; break;
+        case OPT_PRECISION: o->dev.precision = optarg; break;
         case 'o': o->common.output = optarg; break;
         case OPT_FORCE: o->common.force = true; break;
         case OPT_NO_PROV: o->common.no_provenance = true; break;
@@ -168,12 +171,10 @@ int main(int argc, char **argv)
     struct options o;
     parse_options(argc, argv, &o);
     err_t e;
-    device_kind dev;
-    if (device_parse(o.device, &dev, &e) < 0) die_usage("%s", e.msg);
-    if (dev != DEVICE_CPU) die_usage("--device %s: GPT-2 runs on the CPU only so far", o.device);
+    cli_device_open(&o.dev);
     backend_cpu_set_threads(cli_threads(o.common.threads));
 
-    gpt2_t *m = gpt2_load(o.model, NULL, &backend_cpu, &e);
+    gpt2_t *m = gpt2_load(o.model, NULL, o.dev.be, &e);
     if (!m) die("%s", e.msg);
     const struct config_gpt2 *g = gpt2_config(m);
     int window = o.window ? (int)o.window : (int)g->n_positions;
@@ -188,7 +189,7 @@ int main(int argc, char **argv)
     ts_reader_t *rd = src.rd;
     ts_header h = {0};
     if (ts_header_copy(&h, ts_reader_header(rd), &e) < 0 ||
-        cli_add_provenance(&h, &o.common, argc, argv, 0, "cpu", &e) < 0)
+        cli_add_provenance(&h, &o.common, argc, argv, 0, o.dev.label, &e) < 0)
         die("%s", e.msg);
     int64_t bos = h.eot >= 0 ? h.eot : g->eos_token_id;
     if (o.bos && (bos < 0 || bos >= g->vocab_size))

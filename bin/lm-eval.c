@@ -43,6 +43,8 @@ static int usage(FILE *fp, int status)
             "      --vocab DIR        GPT-2 vocabulary [data/gpt2]\n"
             "  -o, --docs FILE        write per-document scores as JSON lines here, atomically\n"
             "  -j, --threads N        threads, 0 = all cores [0]\n"
+            "      --device DEV       cpu, cuda, or auto (cuda when a GPU is visible) [cpu]\n"
+            "      --precision P      fp32, or bf16 (bf16 matrix products; cuda only) [fp32]\n"
             "  -h, --help             print this help and exit\n"
             "      --version          print the version and build and exit\n"
             "\n" CLI_EXIT_TEXT "\n"
@@ -51,7 +53,7 @@ static int usage(FILE *fp, int status)
     return status;
 }
 
-enum { OPT_TASK = 256, OPT_LIMIT, OPT_BOS, OPT_SEED, OPT_VOCAB, OPT_VERSION };
+enum { OPT_TASK = 256, OPT_LIMIT, OPT_BOS, OPT_SEED, OPT_VOCAB, OPT_DEVICE, OPT_PRECISION, OPT_VERSION };
 
 /* The model behind the requests: GPT-2 or SEDD. */
 struct scorer {
@@ -140,12 +142,15 @@ int main(int argc, char **argv)
         {"t-samples", required_argument, NULL, 'K'}, {"seed", required_argument, NULL, OPT_SEED},
         {"vocab", required_argument, NULL, OPT_VOCAB}, {"docs", required_argument, NULL, 'o'},
         {"output", required_argument, NULL, 'o'}, {"threads", required_argument, NULL, 'j'},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     const char *model = NULL, *task_name = NULL, *vocab = NULL, *docs = NULL;
     long long limit = -1, t_samples = 0, seed = -1;
     bool bos = false;
+    struct cli_device dev = {.device = "cpu"};
     int threads = 0, c;
     err_t e;
     while ((c = getopt_long(argc, argv, "m:o:j:K:h", longopts, NULL)) != -1) {
@@ -159,6 +164,8 @@ int main(int argc, char **argv)
         case OPT_VOCAB: vocab = optarg; break;
         case 'o': docs = optarg; break;
         case 'j': threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
+        case OPT_DEVICE: dev.device = optarg; break;
+        case OPT_PRECISION: dev.precision = optarg; break;
         case 'h': return usage(stdout, EXIT_OK);
         case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
@@ -172,6 +179,7 @@ int main(int argc, char **argv)
     if (argc - optind > 1) die_usage("expected at most one input file");
     const char *input = optind < argc ? argv[optind] : NULL;
     FILE *fp = cli_open_input(input, usage);
+    cli_device_open(&dev);
     backend_cpu_set_threads(cli_threads(threads));
 
     struct config cfg;
@@ -193,7 +201,7 @@ int main(int argc, char **argv)
     struct scorer sc = {.K = t_samples ? (int)t_samples : 32, .seed = seed >= 0 ? (uint64_t)seed : 0};
     if (is_sedd) {
         sedd_set_threads(cli_threads(threads));
-        if (!(sc.sedd = sedd_load(model, NULL, &e))) die("%s", e.msg);
+        if (!(sc.sedd = sedd_load(model, dev.be, &e))) die("%s", e.msg);
         const struct config_sedd *sc_cfg = sedd_config(sc.sedd);
         sedd_graph_init(&sc.g, sc_cfg->graph, sc_cfg->tokens);
         sedd_noise_init(&sc.nz, sc_cfg);
@@ -203,7 +211,7 @@ int main(int argc, char **argv)
         if (task == LMEVAL_LAMBADA && sc.g.type != CONFIG_GRAPH_ABSORB)
             die("%s: LAMBADA's greedy match needs an absorbing (masked) SEDD model", model);
     } else {
-        if (!(sc.gpt2 = gpt2_load(model, NULL, &backend_cpu, &e))) die("%s", e.msg);
+        if (!(sc.gpt2 = gpt2_load(model, NULL, dev.be, &e))) die("%s", e.msg);
         sc.max_len = (int)gpt2_config(sc.gpt2)->n_positions;
         if (!(sc.state = gpt2_state_new(sc.gpt2, 1, sc.max_len, sc.max_len, &e))) die("%s", e.msg);
     }
@@ -275,10 +283,10 @@ int main(int argc, char **argv)
     if (docs) cli_output_commit(&out);
     json_t *sum = lmeval_agg_json(&agg, task);
     if (!sum) die("out of memory");
-    json_object_update_new(sum, json_pack("{s:s,s:I,s:s,s:s,s:b}", "task", lmeval_name(task),
+    json_object_update_new(sum, json_pack("{s:s,s:I,s:s,s:s,s:b,s:s}", "task", lmeval_name(task),
                                           "n", (json_int_t)ndoc, "model", model, "scoring",
                                           is_sedd ? "sedd-conditional-bound" : "gpt2-teacher-forced",
-                                          "bos", bos));
+                                          "bos", bos, "device", dev.label));
     if (is_sedd)
         json_object_update_new(sum, json_pack("{s:i,s:I}", "t_samples", sc.K, "seed",
                                               (json_int_t)sc.seed));

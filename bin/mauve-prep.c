@@ -22,13 +22,15 @@ static int usage(FILE *fp, int status)
             "state after the final layer norm of a GPT-2 model (GPT-2 large in the paper), each\n"
             "record run alone, its tokens fed as they are (no BOS). Output: a safetensors file\n"
             "with 'features' (F32 [n, n_embd]) and 'ids' (I64 [n], the record ids) in input\n"
-            "order, and metadata {format, model, max_tokens}.\n"
+            "order, and metadata {format, model, max_tokens, device}.\n"
             "\n"
             "Options:\n"
             "  -m, --model DIR        GPT-2 directory (config.json + model.safetensors)\n"
             "      --max-tokens N     keep the first N tokens of a record (MAUVE's\n"
             "                         max_text_length) [1024, at most the model's context]\n"
             "  -j, --threads N        threads, 0 = all cores [0]\n"
+            "      --device DEV       cpu, cuda, or auto (cuda when a GPU is visible) [cpu]\n"
+            "      --precision P      fp32, or bf16 (bf16 matrix products; cuda only) [fp32]\n"
             "  -o, --output FILE      write here, atomically [stdout]\n"
             "      --force            write binary output to a terminal\n"
             "  -h, --help             print this help and exit\n"
@@ -39,7 +41,7 @@ static int usage(FILE *fp, int status)
     return status;
 }
 
-enum { OPT_MAX = 256, OPT_FORCE, OPT_VERSION };
+enum { OPT_MAX = 256, OPT_DEVICE, OPT_PRECISION, OPT_FORCE, OPT_VERSION };
 
 /* Copies the finished file at tmp to stdout; dies like every tool on a write error. */
 static void copy_to_stdout(const char *tmp)
@@ -62,6 +64,8 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"max-tokens", required_argument, NULL, OPT_MAX},
         {"threads", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"force", no_argument, NULL, OPT_FORCE}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
     };
@@ -69,12 +73,15 @@ int main(int argc, char **argv)
     long long max_tokens = 0;
     int threads = 0, c;
     bool force = false;
+    struct cli_device dev = {.device = "cpu"};
     while ((c = getopt_long(argc, argv, "m:j:o:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case OPT_MAX: max_tokens = cli_parse_int("--max-tokens", optarg, 1, 1 << 20); break;
         case 'j': threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
         case 'o': output = optarg; break;
+        case OPT_DEVICE: dev.device = optarg; break;
+        case OPT_PRECISION: dev.precision = optarg; break;
         case OPT_FORCE: force = true; break;
         case 'h': return usage(stdout, EXIT_OK);
         case OPT_VERSION: cli_print_version(); return EXIT_OK;
@@ -88,10 +95,11 @@ int main(int argc, char **argv)
     bool to_stdout = !output || strcmp(output, "-") == 0;
     if (to_stdout && !force && isatty(STDOUT_FILENO))
         die_usage("refusing to write binary output to a terminal (use -o FILE or --force)");
+    cli_device_open(&dev);
     backend_cpu_set_threads(cli_threads(threads));
 
     err_t e;
-    gpt2_t *m = gpt2_load(model, NULL, &backend_cpu, &e);
+    gpt2_t *m = gpt2_load(model, NULL, dev.be, &e);
     if (!m) die("%s", e.msg);
     const struct config_gpt2 *g = gpt2_config(m);
     if (max_tokens > g->n_positions)
@@ -127,7 +135,8 @@ int main(int argc, char **argv)
 
     char maxs[32], tmpl[] = "/tmp/mauve-prep.XXXXXX";
     snprintf(maxs, sizeof maxs, "%d", maxT);
-    st_meta meta[] = {{"format", "dlmkit-mauve-features"}, {"model", model}, {"max_tokens", maxs}};
+    st_meta meta[] = {{"format", "dlmkit-mauve-features"}, {"model", model}, {"max_tokens", maxs},
+                      {"device", dev.label}};
     st_tensor t[2] = {
         {.name = "features", .dtype = ST_F32, .ndim = 2, .shape = {(int64_t)n, (int64_t)C}, .data = feat},
         {.name = "ids", .dtype = ST_I64, .ndim = 1, .shape = {(int64_t)n}, .data = ids},
@@ -142,13 +151,13 @@ int main(int argc, char **argv)
         if (fd < 0) die_errno("cannot create a temporary file");
         close(fd);
         path = tmp ? tmp : tmpl;
-        if (st_write(path, t, 2, meta, 3, &e) < 0) {
+        if (st_write(path, t, 2, meta, sizeof meta / sizeof *meta, &e) < 0) {
             unlink(path);
             die("%s", e.msg);
         }
         copy_to_stdout(path);
         free(tmp);
-    } else if (st_write(path, t, 2, meta, 3, &e) < 0) {
+    } else if (st_write(path, t, 2, meta, sizeof meta / sizeof *meta, &e) < 0) {
         die("%s", e.msg);
     }
     ts_record_free(&r);

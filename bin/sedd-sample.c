@@ -40,7 +40,8 @@ static int usage(FILE *fp, int status)
             "      --keep-suffix N          put the last N tokens of each input record at the end\n"
             "                               of the sample (infilling between prefix and suffix) [0]\n"
             "      --no-denoise             skip the final denoiser step\n"
-            "      --device cpu             compute device (only cpu so far) [cpu]\n"
+            "      --device DEV             cpu, cuda, or auto (cuda when a GPU is visible) [cpu]\n"
+            "      --precision P            fp32, or bf16 (bf16 matrix products; cuda only) [fp32]\n"
             "  -j, --threads N              threads, 0 = all cores [0]\n"
             "  -o, --output FILE            write here, atomically [stdout]\n"
             "      --force                  write the binary stream to a terminal\n"
@@ -56,6 +57,7 @@ static int usage(FILE *fp, int status)
 struct options {
     struct cli_common common;
     const char *model, *input;
+    struct cli_device dev;
     int steps, batch, precision, denoise;
     long long keep_prefix, keep_suffix; /* -1: all (prefix) */
     long long length, count;
@@ -65,7 +67,8 @@ struct options {
 };
 
 enum { OPT_STEPS = 256, OPT_SAMPLER, OPT_LENGTH, OPT_FIRST, OPT_SEED, OPT_PREC, OPT_EPS,
-       OPT_NO_DENOISE, OPT_KEEP_PREFIX, OPT_KEEP_SUFFIX, OPT_DEVICE, OPT_FORCE, OPT_NO_PROV, OPT_PROGRESS, OPT_VERSION };
+       OPT_NO_DENOISE, OPT_KEEP_PREFIX, OPT_KEEP_SUFFIX, OPT_DEVICE, OPT_PRECISION, OPT_FORCE,
+       OPT_NO_PROV, OPT_PROGRESS, OPT_VERSION };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -81,12 +84,14 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"keep-prefix", required_argument, NULL, OPT_KEEP_PREFIX},
         {"keep-suffix", required_argument, NULL, OPT_KEEP_SUFFIX},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"threads", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, OPT_FORCE}, {"no-provenance", no_argument, NULL, OPT_NO_PROV},
         {"progress", no_argument, NULL, OPT_PROGRESS}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
+    o->dev.device = "cpu";
     o->steps = 1024;
     o->batch = 1;
     o->precision = 64;
@@ -118,10 +123,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_NO_DENOISE: o->denoise = 0; break;
         case OPT_KEEP_PREFIX: o->keep_prefix = cli_parse_int("--keep-prefix", optarg, 0, 1 << 20); break;
         case OPT_KEEP_SUFFIX: o->keep_suffix = cli_parse_int("--keep-suffix", optarg, 0, 1 << 20); break;
-        case OPT_DEVICE:
-            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "auto") != 0)
-                die_usage("invalid value '%s' for --device (this build runs SEDD on cpu only)", optarg);
-            break;
+        case OPT_DEVICE: o->dev.device = optarg; break;
+        case OPT_PRECISION: o->dev.precision = optarg; break;
         case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
         case 'o': o->common.output = optarg; break;
         case OPT_FORCE: o->common.force = true; break;
@@ -224,9 +227,10 @@ int main(int argc, char **argv)
     backend_cpu_blas_init(argc, argv);
     struct options o;
     parse_options(argc, argv, &o);
+    cli_device_open(&o.dev);
     sedd_set_threads(cli_threads(o.common.threads));
     err_t e;
-    sedd_model_t *m = sedd_load(o.model, NULL, &e);
+    sedd_model_t *m = sedd_load(o.model, o.dev.be, &e);
     if (!m) die("%s", e.msg);
     const struct config_sedd *cfg = sedd_config(m);
     const int L = (int)(o.length ? o.length : cfg->length);
@@ -249,7 +253,7 @@ int main(int argc, char **argv)
     /* without the denoiser an absorbing sample may keep mask tokens (id N): widen the vocabulary */
     if (!o.denoise && cfg->graph == CONFIG_GRAPH_ABSORB && h.vocab_size < (uint64_t)cfg->vocab)
         h.vocab_size = (uint64_t)cfg->vocab;
-    if (cli_add_provenance(&h, &o.common, argc, argv, o.common.seed, "cpu", &e) < 0)
+    if (cli_add_provenance(&h, &o.common, argc, argv, o.common.seed, o.dev.label, &e) < 0)
         die("%s", e.msg);
     cli_output out;
     cli_output_open(&out, o.common.output, true, o.common.force);

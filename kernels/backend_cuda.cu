@@ -52,6 +52,13 @@ static int cuda_to_host(void *dst, const void *src, size_t bytes, err_t *e)
     return copy(dst, src, bytes, cudaMemcpyDeviceToHost, e);
 }
 
+// Device to device; an error (a bad pointer from a caller bug) is reported on stderr, as the
+// ops' launch errors are: ops cannot fail by contract.
+static void cuda_copy(void *dst, const void *src, size_t bytes)
+{
+    if (bytes) CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), );
+}
+
 static backend make_table(void)
 {
     backend t = {};
@@ -60,6 +67,7 @@ static backend make_table(void)
     t.free = cuda_free;
     t.to_device = cuda_to_device;
     t.to_host = cuda_to_host;
+    t.copy = cuda_copy;
     t.matmul = cu_matmul;
     t.matmul_rows = cu_matmul_rows;
     t.layernorm = cu_layernorm;

@@ -35,6 +35,9 @@ typedef struct backend {
     /* copies host src -> backend dst, backend src -> host dst (memcpy on the CPU) */
     int (*to_device)(void *dst, const void *src, size_t bytes, err_t *e);
     int (*to_host)(void *dst, const void *src, size_t bytes, err_t *e);
+    /* copies bytes of backend memory src -> backend dst (regions must not overlap), in order
+     * with the ops (memcpy on the CPU) */
+    void (*copy)(void *dst, const void *src, size_t bytes);
 
     /* ---- linear algebra ----------------------------------------------------------------- */
     /* y (N,out) = x (N,in) · W + bias, or y += x·W + bias when accumulate (the residual add

@@ -208,6 +208,17 @@ int cli_add_provenance(struct ts_header *h, const struct cli_common *common, int
     return ts_header_add_provenance(h, tool_name, DLM_VERSION, DLM_COMMIT, argc, argv, seed, device, e);
 }
 
+void cli_device_open(struct cli_device *d)
+{
+    err_t e;
+    const char *precision = d->precision ? d->precision : "fp32";
+    if (device_parse(d->device, &d->kind, &e) < 0) die_usage("%s", e.msg);
+    if (!(d->be = device_backend(d->kind, &e))) die("%s", e.msg);
+    if (device_set_precision(d->kind, precision, &e) < 0) die_usage("%s", e.msg);
+    snprintf(d->label, sizeof d->label, "%s%s%s", device_name(d->kind),
+             strcmp(precision, "fp32") ? "/" : "", strcmp(precision, "fp32") ? precision : "");
+}
+
 int cli_threads(int requested)
 {
     if (requested > 0) return requested;

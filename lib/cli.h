@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "device.h"
 #include "err.h"
 
 /* Exit statuses of every tool (README, "Exit status"). */
@@ -88,6 +89,21 @@ struct ts_header;
  * --no-provenance was given. @return 0 or ERR_FAIL. */
 int cli_add_provenance(struct ts_header *h, const struct cli_common *common, int argc, char **argv,
                        uint64_t seed, const char *device, err_t *e);
+
+/* A model tool's --device (cpu, cuda, auto) and --precision (fp32, bf16) options. */
+struct cli_device {
+    const char *device;     /* --device value; the tool sets its default ("cpu") */
+    const char *precision;  /* --precision value; NULL = fp32 */
+    /* set by cli_device_open: */
+    device_kind kind;
+    const backend *be;
+    char label[16];         /* for provenance: "cpu", "cuda" or "cuda/bf16" */
+};
+
+/* Resolves d->device and d->precision (lib/device.h): starts the device and sets the precision
+ * of the matrix products. An unknown or unavailable choice (this build has no CUDA, no GPU is
+ * visible, bf16 on the CPU) dies with exit 2 naming it; a GPU that fails to start, with exit 1. */
+void cli_device_open(struct cli_device *d);
 
 /* Number of threads to use for a --threads value (0 = online cores). */
 int cli_threads(int requested);

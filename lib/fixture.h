@@ -7,12 +7,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "backend.h"
 #include "err.h"
 
 typedef struct fixture_report {
     FILE *out;              /* where the per-case lines go (borrowed) */
     const char *kinds;      /* comma-separated kinds to run; NULL = all */
     const char *vocab;      /* tokenizer directory; NULL = the default vocabulary */
+    const backend *be;      /* where the model cases (gpt2, sedd sets) run; NULL = the CPU */
     int n_pass, n_fail, n_unsupported, n_skipped;
 } fixture_report;
 

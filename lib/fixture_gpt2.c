@@ -213,22 +213,25 @@ static int run_kv(struct fx *f)
     float *last = cache ? case_f32(f, "full_last_logits", &tl) : NULL;
     int rc = ERR_FAIL;
     gpt2_state *s = NULL, *sf = NULL;
-    float *got = NULL, *gcache = NULL, *flog = NULL, *step = NULL;
+    float *got = NULL, *gcache = NULL, *hcache = NULL, *flog = NULL, *step = NULL;
     int32_t *tok = NULL;
     int *pos = NULL;
     if (!last) goto done;
     int B = (int)ti->shape[0], T = (int)ti->shape[1], S = (int)ts->shape[1], P = T - S + 1;
     int V = (int)g->vocab_size, H = (int)g->n_head, d = (int)(g->n_embd / g->n_head),
         L = (int)g->n_layer;
+    const backend *be = f->r->be ? f->r->be : &backend_cpu;
+    size_t cache_bytes = (size_t)B * H * T * d * sizeof *hcache; /* one layer's K or V */
     got = malloc((size_t)B * S * V * sizeof *got);
     gcache = malloc(tc->numel * sizeof *gcache);
+    hcache = malloc(cache_bytes);
     flog = malloc((size_t)B * V * sizeof *flog);
     step = malloc((size_t)B * V * sizeof *step);
     tok = malloc((size_t)B * P * sizeof *tok);
     pos = malloc((size_t)B * sizeof *pos);
     s = gpt2_state_new(f->m, B, T, B * T, &f->e);
     sf = s ? gpt2_state_new(f->m, B, T, B * T, &f->e) : NULL;
-    if (!got || !gcache || !flog || !step || !tok || !pos || !sf) goto done;
+    if (!got || !gcache || !hcache || !flog || !step || !tok || !pos || !sf) goto done;
     for (int b = 0; b < B; b++) memcpy(tok + (size_t)b * P, ids + (size_t)b * T, P * sizeof *tok);
     struct gpt2_out out = {.logits = flog, .logits_last = 1};
     if (gpt2_forward(f->m, s, 0, B, P, tok, 0, NULL, &out, &f->e) < 0) goto done;
@@ -237,7 +240,9 @@ static int run_kv(struct fx *f)
     size_t o = 0;
     for (int l = 0; l < L; l++)
         for (int kv = 0; kv < 2; kv++) {
-            const float *c = gpt2_state_cache(s, l, kv);
+            if (be->to_host(hcache, gpt2_state_cache(s, l, kv), cache_bytes, &f->e) < 0)
+                goto done;
+            const float *c = hcache;
             for (int b = 0; b < B; b++)
                 for (int h = 0; h < H; h++)
                     for (int p = 0; p < P; p++, o += d)
@@ -260,7 +265,7 @@ static int run_kv(struct fx *f)
 done:
     gpt2_state_free(s);
     gpt2_state_free(sf);
-    free(ids), free(want), free(cache), free(last), free(got), free(gcache), free(flog);
+    free(ids), free(want), free(cache), free(last), free(got), free(gcache), free(hcache), free(flog);
     free(step), free(tok), free(pos);
     return rc;
 }
@@ -388,7 +393,8 @@ int fixture_run_gpt2(const char *dir, fixture_report *r, err_t *e)
     snprintf(path, sizeof path, "%s/cases.safetensors", dir);
     st_file_t *cases = st_open(path, e);
     if (!cases) fprintf(r->out, "# %s\n", e->msg);
-    gpt2_t *m = cases ? gpt2_load(dir, NULL, &backend_cpu, e) : NULL;
+    const backend *be = r->be ? r->be : &backend_cpu;
+    gpt2_t *m = cases ? gpt2_load(dir, NULL, be, e) : NULL;
     if (cases && !m) fprintf(r->out, "# %s\n", e->msg);
     const char *name;
     json_t *value;
@@ -411,7 +417,7 @@ int fixture_run_gpt2(const char *dir, fixture_report *r, err_t *e)
         }
         /* the forward cases once more on every other stored variant of the checkpoint */
         for (size_t i = 0; rc >= 0 && i < n_variants && strcmp(kind, "gpt2-forward") == 0; i++) {
-            gpt2_t *mv = gpt2_load(dir, variant_names[i], &backend_cpu, &f.e);
+            gpt2_t *mv = gpt2_load(dir, variant_names[i], be, &f.e);
             char label[256];
             snprintf(label, sizeof label, "%s@%s", name, variant_names[i]);
             struct fx fv = {.r = r, .cases = cases, .m = mv, .kind = kind, .name = name};

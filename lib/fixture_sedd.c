@@ -674,7 +674,7 @@ int fixture_run_sedd(const char *dir, fixture_report *r, err_t *e)
                      "loads, graph/noise/dims as manifest");
         struct config cfg = ck ? *ckpt_config(ck) : (struct config){0};
         ckpt_close(ck);
-        sedd_model_t *m = ok ? sedd_load(mdir, NULL, e) : NULL;
+        sedd_model_t *m = ok ? sedd_load(mdir, r->be, e) : NULL;
         if (ok && !m) fprintf(r->out, "# %s\n", e->msg);
 
         const char *case_name;

@@ -1,7 +1,10 @@
 /* gpt2: the GPT-2 forward pass (Hugging Face GPT2LMHeadModel / OpenAI model.py semantics, eval
  * mode) written once against the op interface (lib/backend.h). fp32 throughout; layer norm
  * statistics and softmax sums in double inside the ops. Shapes: B rows, T new tokens, C = n_embd,
- * H heads of d = C/H, V vocabulary, L layers, N = B*T. */
+ * H heads of d = C/H, V vocabulary, L layers, N = B*T.
+ * Memory: every pointer handed to an op is backend memory. The caller's inputs (ids, masks) are
+ * uploaded into state buffers and its outputs filled with to_host; on the CPU backend, whose
+ * memory is the host's, the caller's buffers are used directly (no staging copies). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,31 +44,65 @@ struct gpt2_state {
     float *att;           /* (N,C) attention output */
     float *fc;            /* (N,4C) MLP hidden */
     float *last;          /* (rows,C) last-position rows for logits_last */
-    float *logits;        /* (NLL_CHUNK,V) for gpt2_nll, allocated on first use */
-    double *lp;           /* (NLL_CHUNK) */
+    float *logits;        /* (NLL_CHUNK,V) for gpt2_nll and, off the CPU, for logits
+                             outputs; allocated on first use */
+    double *lp;           /* (NLL_CHUNK) host */
+    /* off the CPU only (NULL on it): the caller's inputs in backend memory */
+    int32_t *ids;         /* (max_tokens) token ids */
+    uint8_t *mask;        /* (rows,cap) key mask */
+    int32_t *target;      /* (NLL_CHUNK) gpt2_nll's targets, with logits */
+    double *lp_dev;       /* (NLL_CHUNK) gpt2_nll's log-probabilities, with logits */
 };
 
 /* Rows of logits materialised at a time by gpt2_nll (100 MB for GPT-2's vocabulary): large
  * enough for an efficient GEMM, small enough to stay out of the way. */
 enum { NLL_CHUNK = 512 };
 
+// ---- memory ---------------------------------------------------------------------------------
+
+/* Whether the backend's memory is the host's (the CPU backend): host buffers are then passed to
+ * the ops as they are. */
+static bool host_memory(const backend *be) { return be == &backend_cpu; }
+
+/* Host data an op reads, in backend memory: host itself on the CPU, else copied into dev (which
+ * holds at least bytes). NULL when the copy failed. */
+static const void *upload(const backend *be, void *dev, const void *host, size_t bytes, err_t *e)
+{
+    if (host_memory(be)) return host;
+    return be->to_device(dev, host, bytes, e) < 0 ? NULL : dev;
+}
+
+/* Backend data -> the caller's host buffer; nothing to do when they are the same memory. */
+static int download(const backend *be, void *host, const void *src, size_t bytes, err_t *e)
+{
+    return host == src ? 0 : be->to_host(host, src, bytes, e);
+}
+
 // ---- loading --------------------------------------------------------------------------------
 
-/* The f32 data of a checkpoint tensor: the mapping itself when it is F32 and 4-byte aligned
- * (no copy), else one converted copy owned by the model. */
+/* The f32 data of a checkpoint tensor in backend memory. On the CPU: the mapping itself when it
+ * is F32 and 4-byte aligned (no copy), else one converted copy owned by the model. Elsewhere:
+ * converted to f32 on the host (unless the mapping already is), then one copy on the device. */
 static const float *weight(gpt2_t *m, const char *name, bool *in_place, err_t *e)
 {
     const st_tensor *t = ckpt_tensor(m->ck, name);
     if (!t) return err_set(e, "%s: tensor '%s' is missing", ckpt_dir(m->ck), name), NULL;
-    if (t->dtype == ST_F32 && ((uintptr_t)t->data % _Alignof(float)) == 0) {
+    bool f32 = t->dtype == ST_F32 && ((uintptr_t)t->data % _Alignof(float)) == 0;
+    if (f32 && host_memory(m->be)) {
         *in_place = true;
         return t->data;
     }
-    float *dst = m->be->alloc(t->numel * sizeof *dst);
+    size_t bytes = t->numel * sizeof(float);
+    float *dst = m->be->alloc(bytes);
     if (!dst) return err_set(e, "%s: out of memory", name), NULL;
     m->owned[m->n_owned++] = dst;
-    if (st_tensor_to_f32(t, dst, e) < 0) return NULL;
-    return dst;
+    if (host_memory(m->be)) return st_tensor_to_f32(t, dst, e) < 0 ? NULL : dst;
+    float *tmp = f32 ? NULL : malloc(bytes ? bytes : 1);
+    if (!f32 && !tmp) return err_set(e, "%s: out of memory", name), NULL;
+    int rc = f32 ? 0 : st_tensor_to_f32(t, tmp, e);
+    if (rc == 0) rc = m->be->to_device(dst, f32 ? t->data : tmp, bytes, e);
+    free(tmp);
+    return rc < 0 ? NULL : dst;
 }
 
 gpt2_t *gpt2_load(const char *dir, const char *weights, const backend *be, err_t *e)
@@ -170,6 +207,9 @@ gpt2_state *gpt2_state_new(const gpt2_t *m, int rows, int cap, int max_tokens, e
     ok = ok && (s->x = be->alloc(N * C * 4)) && (s->ln = be->alloc(N * C * 4)) &&
          (s->qkv = be->alloc(N * 3 * C * 4)) && (s->att = be->alloc(N * C * 4)) &&
          (s->fc = be->alloc(N * 4 * C * 4)) && (s->last = be->alloc((size_t)rows * C * 4));
+    if (ok && !host_memory(be))
+        ok = (s->ids = be->alloc(N * sizeof *s->ids)) &&
+             (s->mask = be->alloc((size_t)rows * cap * sizeof *s->mask));
     if (!ok) {
         gpt2_state_free(s);
         return err_set(e, "out of memory for a KV cache of %d x %d positions", rows, cap), NULL;
@@ -195,12 +235,35 @@ void gpt2_state_free(gpt2_state *s)
     be->free(s->last);
     be->free(s->logits);
     free(s->lp);
+    be->free(s->ids);
+    be->free(s->mask);
+    be->free(s->target);
+    be->free(s->lp_dev);
     free(s);
 }
 
 const float *gpt2_state_cache(const gpt2_state *s, int layer, int kv)
 {
     return kv ? s->v[layer] : s->k[layer];
+}
+
+/* The chunk buffers of gpt2_nll and of logits outputs off the CPU, allocated on first use. */
+static int chunk_buffers(const gpt2_t *m, gpt2_state *s, err_t *e)
+{
+    const backend *be = m->be;
+    if (s->logits) return 0;
+    s->logits = be->alloc((size_t)NLL_CHUNK * (size_t)m->cfg.vocab_size * sizeof(float));
+    s->lp = malloc(NLL_CHUNK * sizeof *s->lp);
+    bool ok = s->logits && s->lp;
+    if (ok && !host_memory(be))
+        ok = (s->target = be->alloc(NLL_CHUNK * sizeof *s->target)) &&
+             (s->lp_dev = be->alloc(NLL_CHUNK * sizeof *s->lp_dev));
+    if (!ok) { /* all or nothing: s->logits set means the others are */
+        be->free(s->logits), be->free(s->target), be->free(s->lp_dev), free(s->lp);
+        s->logits = NULL, s->target = NULL, s->lp_dev = NULL, s->lp = NULL;
+        return err_set(e, "out of memory for logits");
+    }
+    return 0;
 }
 
 // ---- forward --------------------------------------------------------------------------------
@@ -211,6 +274,30 @@ static int check_ids(const gpt2_t *m, const int32_t *ids, size_t n, err_t *e)
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
             return err_set(e, "token id %d at position %zu is outside the vocabulary (%lld)",
                            ids[i], i, (long long)m->cfg.vocab_size);
+    return 0;
+}
+
+/* Logits (n,V) = h (n,C) · lm_headᵀ into the caller's host buffer dst: on the CPU written there
+ * directly, elsewhere NLL_CHUNK rows at a time through s->logits. rows_kernel picks the
+ * batch-invariant matmul. */
+static int logits_out(const gpt2_t *m, gpt2_state *s, const float *h, int n, float *dst,
+                      bool rows_kernel, err_t *e)
+{
+    const backend *be = m->be;
+    int C = (int)m->cfg.n_embd, V = (int)m->cfg.vocab_size;
+    void (*mm)(float *, const float *, const float *, const float *, int, int, int,
+               enum be_layout, bool) = rows_kernel ? be->matmul_rows : be->matmul;
+    if (host_memory(be)) {
+        mm(dst, h, m->lm_head, NULL, n, C, V, BE_OUT_IN, false);
+        return 0;
+    }
+    if (chunk_buffers(m, s, e) < 0) return ERR_FAIL;
+    for (int i0 = 0; i0 < n; i0 += NLL_CHUNK) {
+        int k = n - i0 < NLL_CHUNK ? n - i0 : NLL_CHUNK;
+        mm(s->logits, h + (size_t)i0 * C, m->lm_head, NULL, k, C, V, BE_OUT_IN, false);
+        if (be->to_host(dst + (size_t)i0 * V, s->logits, (size_t)k * V * sizeof *dst, e) < 0)
+            return ERR_FAIL;
+    }
     return 0;
 }
 
@@ -235,8 +322,8 @@ int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const i
                  int past, const uint8_t *key_mask, struct gpt2_out *out, err_t *e)
 {
     const backend *be = m->be;
-    int C = (int)m->cfg.n_embd, H = (int)m->cfg.n_head, d = C / H, V = (int)m->cfg.vocab_size;
-    int L = (int)m->cfg.n_layer, N = B * T;
+    int C = (int)m->cfg.n_embd, H = (int)m->cfg.n_head, d = C / H, L = (int)m->cfg.n_layer;
+    int N = B * T;
     float eps = (float)m->cfg.layer_norm_epsilon;
     if (B < 1 || T < 1 || row0 < 0 || row0 + B > s->rows || N > s->max_tokens || past < 0)
         return err_set(e, "gpt2: bad batch (rows %d+%d of %d, %d tokens of %d)", row0, B, s->rows,
@@ -245,33 +332,40 @@ int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const i
         return err_set(e, "sequence of %d tokens is longer than the context (%d positions)",
                        past + T, s->cap);
     if (check_ids(m, ids, (size_t)N, e) < 0) return ERR_FAIL;
-    size_t plane = (size_t)N * C, roff = (size_t)row0 * H * s->cap * d;
+    size_t plane = (size_t)N * C, roff = (size_t)row0 * H * s->cap * d, bytes = plane * 4;
+    const int32_t *dids = upload(be, s->ids, ids, (size_t)N * sizeof *ids, e);
+    const uint8_t *dmask = key_mask ? upload(be, s->mask, key_mask, (size_t)B * (past + T), e)
+                                    : NULL;
+    if (!dids || (key_mask && !dmask)) return ERR_FAIL;
 
-    be->embed(s->x, m->wte, m->wpe, ids, N, T, past, C);
-    if (out->hidden_states) memcpy(out->hidden_states, s->x, plane * sizeof(float));
+    be->embed(s->x, m->wte, m->wpe, dids, N, T, past, C);
+    if (out->hidden_states && be->to_host(out->hidden_states, s->x, bytes, e) < 0)
+        return ERR_FAIL;
     for (int i = 0; i < L; i++) {
         const struct gpt2_layer *l = &m->layers[i];
         be->layernorm(s->ln, s->x, l->ln1_w, l->ln1_b, N, C, eps);
         be->matmul(s->qkv, s->ln, l->attn_w, l->attn_b, N, C, 3 * C, BE_IN_OUT, false);
         be->kv_store(s->k[i] + roff, s->v[i] + roff, s->qkv, B, T, H, d, past, s->cap);
         be->attention(s->att, s->qkv, 3 * (size_t)C, s->k[i] + roff, s->v[i] + roff, B, T,
-                      past + T, s->cap, H, d, past, key_mask, 1.0f / sqrtf((float)d));
+                      past + T, s->cap, H, d, past, dmask, 1.0f / sqrtf((float)d));
         block_tail(m, s, l, N, false);
-        if (out->hidden_states && i + 1 < L)
-            memcpy(out->hidden_states + (size_t)(i + 1) * plane, s->x, plane * sizeof(float));
+        if (out->hidden_states && i + 1 < L &&
+            be->to_host(out->hidden_states + (size_t)(i + 1) * plane, s->x, bytes, e) < 0)
+            return ERR_FAIL;
     }
-    if (out->pre_ln_f) memcpy(out->pre_ln_f, s->x, plane * sizeof(float));
+    if (out->pre_ln_f && be->to_host(out->pre_ln_f, s->x, bytes, e) < 0) return ERR_FAIL;
     be->layernorm(s->ln, s->x, m->lnf_w, m->lnf_b, N, C, eps);
-    if (out->last_hidden) memcpy(out->last_hidden, s->ln, plane * sizeof(float));
-    if (out->hidden_states)
-        memcpy(out->hidden_states + (size_t)L * plane, s->ln, plane * sizeof(float));
+    if (out->last_hidden && be->to_host(out->last_hidden, s->ln, bytes, e) < 0) return ERR_FAIL;
+    if (out->hidden_states &&
+        be->to_host(out->hidden_states + (size_t)L * plane, s->ln, bytes, e) < 0)
+        return ERR_FAIL;
     if (out->logits && out->logits_last) {
         for (int b = 0; b < B; b++)
-            memcpy(s->last + (size_t)b * C, s->ln + ((size_t)b * T + T - 1) * C, C * sizeof(float));
-        be->matmul(out->logits, s->last, m->lm_head, NULL, B, C, V, BE_OUT_IN, false);
-    } else if (out->logits) {
-        be->matmul(out->logits, s->ln, m->lm_head, NULL, N, C, V, BE_OUT_IN, false);
+            be->copy(s->last + (size_t)b * C, s->ln + ((size_t)b * T + T - 1) * C,
+                     C * sizeof(float));
+        return logits_out(m, s, s->last, B, out->logits, false, e);
     }
+    if (out->logits) return logits_out(m, s, s->ln, N, out->logits, false, e);
     return 0;
 }
 
@@ -279,8 +373,7 @@ int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const i
               float *logits, err_t *e)
 {
     const backend *be = m->be;
-    int C = (int)m->cfg.n_embd, H = (int)m->cfg.n_head, d = C / H, V = (int)m->cfg.vocab_size;
-    int L = (int)m->cfg.n_layer;
+    int C = (int)m->cfg.n_embd, H = (int)m->cfg.n_head, d = C / H, L = (int)m->cfg.n_layer;
     float eps = (float)m->cfg.layer_norm_epsilon;
     if (B < 1 || B > s->rows || B > s->max_tokens)
         return err_set(e, "gpt2: bad step batch %d (rows %d)", B, s->rows);
@@ -289,9 +382,11 @@ int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const i
         if (pos[b] < 0 || pos[b] >= s->cap)
             return err_set(e, "position %d is past the context (%d positions)", pos[b], s->cap);
     size_t rstride = (size_t)H * s->cap * d;
+    const int32_t *dids = upload(be, s->ids, ids, (size_t)B * sizeof *ids, e);
+    if (!dids) return ERR_FAIL;
 
     for (int b = 0; b < B; b++)
-        be->embed(s->x + (size_t)b * C, m->wte, m->wpe, ids + b, 1, 1, pos[b], C);
+        be->embed(s->x + (size_t)b * C, m->wte, m->wpe, dids + b, 1, 1, pos[b], C);
     for (int i = 0; i < L; i++) {
         const struct gpt2_layer *l = &m->layers[i];
         be->layernorm(s->ln, s->x, l->ln1_w, l->ln1_b, B, C, eps);
@@ -306,8 +401,7 @@ int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const i
         block_tail(m, s, l, B, true);
     }
     be->layernorm(s->ln, s->x, m->lnf_w, m->lnf_b, B, C, eps);
-    be->matmul_rows(logits, s->ln, m->lm_head, NULL, B, C, V, BE_OUT_IN, false);
-    return 0;
+    return logits_out(m, s, s->ln, B, logits, true, e);
 }
 
 
@@ -316,25 +410,27 @@ int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const i
 int gpt2_nll(const gpt2_t *m, gpt2_state *s, int B, int T, const int32_t *ids, double *nll,
              err_t *e)
 {
+    const backend *be = m->be;
     int C = (int)m->cfg.n_embd, V = (int)m->cfg.vocab_size, N = B * T;
-    if (!s->logits) {
-        s->logits = m->be->alloc((size_t)NLL_CHUNK * V * sizeof(float));
-        s->lp = malloc(NLL_CHUNK * sizeof *s->lp);
-        if (!s->logits || !s->lp) return err_set(e, "out of memory for logits");
-    }
+    if (chunk_buffers(m, s, e) < 0) return ERR_FAIL;
+    /* where log_softmax_pick writes: s->lp itself on the CPU */
+    double *lp = host_memory(be) ? s->lp : s->lp_dev;
     struct gpt2_out out = {0};
     if (gpt2_forward(m, s, 0, B, T, ids, 0, NULL, &out, e) < 0) return ERR_FAIL;
     /* s->ln now holds ln_f(x) (N,C); row i predicts ids[i+1] within its sequence */
     int32_t target[NLL_CHUNK];
     for (int i0 = 0; i0 < N; i0 += NLL_CHUNK) {
         int n = N - i0 < NLL_CHUNK ? N - i0 : NLL_CHUNK;
-        m->be->matmul(s->logits, s->ln + (size_t)i0 * C, m->lm_head, NULL, n, C, V, BE_OUT_IN,
-                      false);
+        be->matmul(s->logits, s->ln + (size_t)i0 * C, m->lm_head, NULL, n, C, V, BE_OUT_IN,
+                   false);
         for (int r = 0; r < n; r++) {
             int i = i0 + r;
             target[r] = (i % T) + 1 < T ? ids[i + 1] : ids[i]; /* last row: unused */
         }
-        m->be->log_softmax_pick(s->lp, s->logits, target, n, V);
+        const int32_t *dtarget = upload(be, s->target, target, (size_t)n * sizeof *target, e);
+        if (!dtarget) return ERR_FAIL;
+        be->log_softmax_pick(lp, s->logits, dtarget, n, V);
+        if (download(be, s->lp, lp, (size_t)n * sizeof *lp, e) < 0) return ERR_FAIL;
         for (int r = 0; r < n; r++) {
             int i = i0 + r;
             if ((i % T) + 1 < T) nll[i + 1] = -s->lp[r];

@@ -1,5 +1,6 @@
-/* gpt2: GPT-2 inference in fp32 through the op interface — full-sequence forward (optional key
- * mask), incremental decoding with a KV cache, logits, log-probabilities, hidden states.
+/* gpt2: GPT-2 inference in fp32 through the op interface, on any backend — full-sequence forward
+ * (optional key mask), incremental decoding with a KV cache, logits, log-probabilities, hidden
+ * states. The caller's buffers (inputs and outputs) are host memory.
  * Ownership: gpt2_t owns its weights (and the mapped checkpoint while used in place); a
  * gpt2_state owns a KV cache and workspace. Errors: NULL / ERR_FAIL with a message in err_t. */
 #ifndef DLM_GPT2_H
@@ -18,8 +19,9 @@ typedef struct gpt2_state gpt2_state;
 /* Loads <dir>/config.json + <dir>/<weights> (NULL: model.safetensors) through ckpt (a missing
  * or mis-shaped tensor is an error naming it). F32 tensors that are 4-byte aligned in the
  * mapping are used in place; others (unaligned F32 as in the hub files, F16, BF16) are
- * converted into one f32 copy, so the weights are never held twice. An untied lm_head.weight
- * is used; a tied or absent one is wte. */
+ * converted into one f32 copy, so the weights are never held twice. On another backend every
+ * tensor is converted to f32 on the host and copied into the backend's memory (the mapping is
+ * released after loading). An untied lm_head.weight is used; a tied or absent one is wte. */
 gpt2_t *gpt2_load(const char *dir, const char *weights, const backend *be, err_t *e);
 void gpt2_free(gpt2_t *m);  /* NULL: no-op */
 const struct config_gpt2 *gpt2_config(const gpt2_t *m);
@@ -28,7 +30,8 @@ const struct config_gpt2 *gpt2_config(const gpt2_t *m);
  * for up to max_tokens tokens per gpt2_forward call (rows*T summed over the call). */
 gpt2_state *gpt2_state_new(const gpt2_t *m, int rows, int cap, int max_tokens, err_t *e);
 void gpt2_state_free(gpt2_state *s);  /* NULL: no-op */
-/* The cache of `layer`, kv 0 = K, 1 = V: (rows, n_head, cap, head_dim), K before scaling. */
+/* The cache of `layer`, kv 0 = K, 1 = V: (rows, n_head, cap, head_dim), K before scaling; in the
+ * backend's memory (read it with to_host). */
 const float *gpt2_state_cache(const gpt2_state *s, int layer, int kv);
 
 /* What a forward call writes; every pointer may be NULL (not computed). */
