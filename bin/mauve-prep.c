@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -93,6 +94,13 @@ int main(int argc, char **argv)
     const char *input = optind < argc ? argv[optind] : NULL;
     FILE *fp = cli_open_input(input, usage);
     bool to_stdout = !output || strcmp(output, "-") == 0;
+    struct stat sb;
+    if (!to_stdout && stat(output, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* a device or a pipe (/dev/null, a fifo): written to like stdout, since renaming the
+         * finished file over it would replace the device with a regular file */
+        if (!freopen(output, "wb", stdout)) die_errno("cannot open '%s'", output);
+        to_stdout = true;
+    }
     if (to_stdout && !force && isatty(STDOUT_FILENO))
         die_usage("refusing to write binary output to a terminal (use -o FILE or --force)");
     cli_device_open(&dev);

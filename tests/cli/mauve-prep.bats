@@ -53,6 +53,13 @@ samples() {  # samples FILE SEED: 30 unconditional samples of 20 tokens from the
     run -0 --separate-stderr mauve -p "$T/p.safetensors" -q "$T/q.safetensors"
     [ "$(echo "$output" | jq '.n_p, .n_q, .dim' | tr '\n' ' ')" = "30 30 64 " ]
     [ "$(echo "$output" | jq '.mauve > 0 and .mauve <= 1.0000001')" = true ]
+    # -o naming a pipe writes into it and leaves it a pipe (not renamed over)
+    mkfifo "$T/fifo"
+    timeout 20 cat "$T/fifo" > "$T/from-fifo" &  # (a fifo renamed over would hang it)
+    mauve-prep -m "$GPT2" -o "$T/fifo" "$T/b"
+    wait
+    [ -p "$T/fifo" ]
+    cmp "$T/q.safetensors" "$T/from-fifo"
     # --max-tokens keeps the first N tokens: the feature changes
     run -0 mauve-prep -m "$GPT2" --max-tokens 5 -o "$T/p5.safetensors" "$T/a"
     ! cmp -s "$T/p.safetensors" "$T/p5.safetensors"
