@@ -260,6 +260,9 @@ int main(void)
     err_t e;
     CHECK(be->to_device(dv, h, sizeof h, &e) == 0 && be->to_host(back, dv, sizeof h, &e) == 0 &&
               memcmp(back, h, sizeof h) == 0, "to_device/to_host round trip");
+    float c[4] = {0, 0, 0, 0};
+    be->copy(c + 1, h, 2 * sizeof *h);
+    CHECK(c[0] == 0 && c[1] == 1 && c[2] == 2 && c[3] == 0, "copy moves exactly the bytes asked");
     be->free(p);
     be->free(NULL);
     return tap_done();
