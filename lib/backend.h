@@ -35,6 +35,10 @@ typedef struct backend {
     /* copies host src -> backend dst, backend src -> host dst (memcpy on the CPU) */
     int (*to_device)(void *dst, const void *src, size_t bytes, err_t *e);
     int (*to_host)(void *dst, const void *src, size_t bytes, err_t *e);
+    /* within backend memory: sets bytes to zero / copies bytes from src to dst (the two ranges
+     * must not overlap); memset and memcpy on the CPU. For code that runs on any backend. */
+    void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
 
     /* ---- linear algebra ----------------------------------------------------------------- */
     /* y (N,out) = x (N,in) · W + bias, or y += x·W + bias when accumulate (the residual add
