@@ -25,8 +25,10 @@ enum { COLS = 32, LANES = 32 };  // block shape of k_col_sums: dim3(COLS, LANES)
 // j: sum1 = Σ a[r][j], sum2 = Σ a[r][j]·u[r][j] with u = b[r][j], or (b[r][j] - mean_r)·rstd_r
 // when stats (mean, rstd per row) is given. out1[s*out_stride + j] += sum1, out2[...] += sum2
 // (either may be NULL).
-__global__ void k_col_sums(float *out1, float *out2, size_t out_stride, const float *a,
-                           const float *b, const float *stats, int rows, int cols)
+// (launch bounds: 1024 threads need <= 64 registers each)
+__global__ void __launch_bounds__(COLS * LANES)
+    k_col_sums(float *out1, float *out2, size_t out_stride, const float *a, const float *b,
+               const float *stats, int rows, int cols)
 {
     __shared__ double sh1[LANES][COLS + 1], sh2[LANES][COLS + 1];
     int tx = threadIdx.x, ty = threadIdx.y, j = blockIdx.x * COLS + tx;
@@ -134,7 +136,8 @@ void cu_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
     col_sums(db, dw, 0, dy, x, stats, 1, n, c);
 }
 
-// gelu_tanh(x) = x s with s = sigmoid(2u), u = k (x + a x^3): f'(x) = s + x s (1 - s) 2k (1 + 3a x²)
+// gelu_tanh(x) = x s with s = sigmoid(2u), u = k (x + a x^3):
+// f'(x) = s + x s (1 - s) 2k (1 + 3a x²)
 __global__ void k_gelu_tanh_backward(float *dx, const float *x, const float *dy, size_t n)
 {
     const float k = 0.7978845608028654f, a = 0.044715f;  // sqrt(2/pi)
@@ -246,7 +249,8 @@ void cu_embed_backward(float *dtable, float *dpos, const int32_t *ids, const flo
     }
 }
 
-// one thread per (b,t,h,j < d/2): the transposed rotation (g1, g2) -> (g1 c1 + g2 s2, g2 c2 - g1 s1)
+// one thread per (b,t,h,j < d/2): the transposed rotation
+// (g1, g2) -> (g1 c1 + g2 s2, g2 c2 - g1 s1)
 __global__ void k_rotary_backward(float *x, size_t row_stride, const float *cos,
                                   const float *sin, int T, int H, int d, size_t total)
 {
