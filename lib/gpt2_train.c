@@ -391,14 +391,12 @@ static struct gpt2_train *alloc_model(const struct config_gpt2 *cfg, const backe
     size_t bytes = m->n_params * sizeof(float);
     m->params = be->alloc(bytes);
     m->grads = be->alloc(bytes);
-    float *zero = calloc(m->n_params, sizeof *zero);
-    if (!m->params || !m->grads || !zero || be->to_device(m->params, zero, bytes, e) < 0 ||
-        be->to_device(m->grads, zero, bytes, e) < 0) {
-        free(zero);
+    if (!m->params || !m->grads) {
         gpt2_free_model(m);
         return err_set(e, "gpt2: out of memory for %zu parameters", m->n_params), NULL;
     }
-    free(zero);
+    be->zero(m->params, bytes);
+    be->zero(m->grads, bytes);
     return g;
 }
 
@@ -422,7 +420,7 @@ train_model *gpt2_train_new(const struct config_gpt2 *cfg, const backend *be, ui
     struct gpt2_train *g = alloc_model(cfg, be, e);
     if (!g) return NULL;
     train_model *m = &g->base;
-    float *host = malloc(m->n_params * sizeof *host);
+    float *host = calloc(m->n_params, sizeof *host); /* the padding between tensors: 0 */
     if (!host) {
         gpt2_free_model(m);
         return err_set(e, "out of memory"), NULL;
@@ -463,7 +461,7 @@ train_model *gpt2_train_load(const char *dir, const backend *be, err_t *e)
         err_set(e, "%s: lm_head.weight differs from wte.weight; training ties them", dir);
     else
         g = alloc_model(&cfg->gpt2, be, e);
-    float *host = g ? malloc(g->base.n_params * sizeof *host) : NULL;
+    float *host = g ? calloc(g->base.n_params, sizeof *host) : NULL; /* padding: 0 */
     int rc = host ? 0 : g ? err_set(e, "out of memory") : ERR_FAIL;
     for (int i = 0; rc == 0 && i < g->base.n_tensors; i++) {
         /* ckpt has checked every tensor's presence and shape against the config */
