@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "cli.h"
 #include "config.h"
+#include "device.h"
 #include "gpt2_train.h"
 #include "log.h"
 #include "sedd_train.h"
@@ -60,6 +61,10 @@ static int usage(FILE *fp, int status)
             "      --eval-every N     log and validate every N steps, 0 = off [100]\n"
             "      --eval-batches N   validation batches (fixed: the val blocks in order) [8]\n"
             "      --dtype D          f32, bf16 or f16 weights in model.safetensors [f32]\n"
+            "Device:\n"
+            "      --device DEV       cpu, cuda or auto (cuda when a GPU is visible) [cpu]\n"
+            "      --precision P      matrix products in fp32, or bf16 (CUDA only: tensor-core\n"
+            "                         math, fp32 storage and accumulation) [fp32]\n"
             "  -j, --threads N        threads, 0 = all cores [0]\n"
             "      --progress         progress line even when stderr is not a terminal\n"
             "  -h, --help             print this help and exit\n"
@@ -80,6 +85,7 @@ struct sizes {
 struct options {
     struct cli_common common;
     const char *arch, *data, *val, *init, *dtype;
+    struct cli_device dev;
     struct sizes sizes;
     struct train_opts train;
     bool resume;
@@ -148,7 +154,8 @@ static const struct arch {
 enum { OPT_ARCH = 256, OPT_DATA, OPT_VAL, OPT_INIT, OPT_RESUME, OPT_LAYERS, OPT_WIDTH,
        OPT_HEADS, OPT_CONTEXT, OPT_VOCAB, OPT_COND, OPT_STEPS, OPT_LR, OPT_WARMUP, OPT_COSINE,
        OPT_LR_MIN, OPT_BETA1, OPT_BETA2, OPT_WD, OPT_CLIP, OPT_EMA, OPT_EVAL_EVERY,
-       OPT_EVAL_BATCHES, OPT_SAVE_EVERY, OPT_SEED, OPT_STOP_AT, OPT_DTYPE, OPT_PROGRESS, OPT_VERSION };
+       OPT_EVAL_BATCHES, OPT_SAVE_EVERY, OPT_SEED, OPT_STOP_AT, OPT_DTYPE, OPT_PROGRESS, OPT_VERSION,
+       OPT_DEVICE, OPT_PRECISION };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -174,6 +181,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"save-every", required_argument, NULL, OPT_SAVE_EVERY},
         {"seed", required_argument, NULL, OPT_SEED},
         {"stop-at", required_argument, NULL, OPT_STOP_AT}, {"dtype", required_argument, NULL, OPT_DTYPE},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"threads", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
         {"progress", no_argument, NULL, OPT_PROGRESS}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
@@ -181,6 +190,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     memset(o, 0, sizeof *o);
     train_defaults(&o->train);
     o->arch = "gpt2";
+    o->dev.device = "cpu";
     o->sizes.eot = -1;
     struct train_opts *t = &o->train;
     const long long big = 1LL << 30;
@@ -216,6 +226,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_SEED: t->seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
         case OPT_STOP_AT: t->stop_at = (int)cli_parse_int("--stop-at", optarg, 1, INT32_MAX); break;
         case OPT_DTYPE: t->dtype = optarg; break;
+        case OPT_DEVICE: o->dev.device = optarg; break;
+        case OPT_PRECISION: o->dev.precision = optarg; break;
         case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
         case 'o': o->common.output = optarg; break;
         case OPT_PROGRESS: t->progress = true; break;
@@ -294,16 +306,20 @@ int main(int argc, char **argv)
     log_set_level(LOG_INFO);
 
     err_t e;
+    cli_device_open(&o.dev);
+    const backend *be = o.dev.be;
+    o.train.device = device_name(o.dev.kind);
+    if (o.dev.precision) o.train.precision = o.dev.precision;
     train_model *m;
     if (o.init) {
-        m = a->load(o.init, &backend_cpu, &e);
+        m = a->load(o.init, be, &e);
     } else {
         if (o.data) stream_facts(o.data, &o.sizes);
         if (!o.sizes.vocab) die_usage("--vocab V is required without --data");
         struct config cfg = {0};
         if (a->config_from(&o.sizes, &cfg, &e) < 0) die_usage("%s", e.msg);
-        m = cfg.kind == CONFIG_GPT2 ? a->new_gpt2(&cfg.gpt2, &backend_cpu, o.train.seed, &e)
-                                    : a->new_sedd(&cfg.sedd, &backend_cpu, o.train.seed, &e);
+        m = cfg.kind == CONFIG_GPT2 ? a->new_gpt2(&cfg.gpt2, be, o.train.seed, &e)
+                                    : a->new_sedd(&cfg.sedd, be, o.train.seed, &e);
     }
     if (!m) die("%s", e.msg);
     if (strcmp(m->arch, o.arch) != 0)
@@ -311,8 +327,9 @@ int main(int argc, char **argv)
     size_t n_train = 0, n_val = 0;
     int32_t *train = o.data ? read_blocks(o.data, m->block_len, m->vocab, &n_train) : NULL;
     int32_t *val = o.val ? read_blocks(o.val, m->block_len, m->vocab, &n_val) : NULL;
-    log_info("%s: %zu parameters, %zu training blocks of %d tokens%s", m->arch, m->n_params,
-             n_train, m->block_len, o.val ? "" : " (also used for validation)");
+    log_info("%s: %zu parameters, %zu training blocks of %d tokens%s, on %s (%s)", m->arch,
+             m->n_params, n_train, m->block_len, o.val ? "" : " (also used for validation)",
+             o.train.device, o.train.precision);
     int rc = train_run(m, &o.train, train, n_train, val, n_val, o.common.output, o.resume, &e);
     free(train);
     free(val);

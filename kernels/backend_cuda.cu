@@ -1,14 +1,17 @@
 // backend_cuda: the CUDA implementation of the op interface in lib/backend.h. Memory and
 // transfers are here; the ops live in one file per family (matmul, pointwise, norm,
-// attention), each checked against lib/backend_cpu.c by tests/kernels/test_ops.c.
+// attention), each checked against lib/backend_cpu.c by tests/kernels/test_ops.c; the training
+// ops in backward.cu and optim.cu, checked by tests/kernels/test_train_ops.c.
 // Device 0 only; every op is queued on the legacy default stream, so ops run in call order
 // and to_host (a synchronous cudaMemcpy) waits for them.
 #include "attention.cuh"
+#include "backward.cuh"
 #include "backend_cuda.cuh"
 #include "cuda_common.cuh"
 #include "cuda_info.cuh"
 #include "matmul.cuh"
 #include "norm.cuh"
+#include "optim.cuh"
 #include "pointwise.cuh"
 
 static void *cuda_alloc(size_t bytes)
@@ -52,11 +55,22 @@ static int cuda_to_host(void *dst, const void *src, size_t bytes, err_t *e)
     return copy(dst, src, bytes, cudaMemcpyDeviceToHost, e);
 }
 
-// Device to device; an error (a bad pointer from a caller bug) is reported on stderr, as the
-// ops' launch errors are: ops cannot fail by contract.
-static void cuda_copy(void *dst, const void *src, size_t bytes)
+// zero and copy stay on the legacy default stream, in order with the ops around them
+static void cuda_zero(void *p, size_t bytes)
 {
-    if (bytes) CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), );
+    if (!bytes) return;
+    cudaError_t err = cudaMemset(p, 0, bytes);
+    if (err != cudaSuccess)
+        fprintf(stderr, "cuda: cudaMemset of %zu bytes: %s\n", bytes, cudaGetErrorString(err));
+}
+
+static void cuda_copy_within(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return;
+    cudaError_t err = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice);
+    if (err != cudaSuccess)
+        fprintf(stderr, "cuda: cudaMemcpy of %zu bytes on the device: %s\n", bytes,
+                cudaGetErrorString(err));
 }
 
 static backend make_table(void)
@@ -67,7 +81,8 @@ static backend make_table(void)
     t.free = cuda_free;
     t.to_device = cuda_to_device;
     t.to_host = cuda_to_host;
-    t.copy = cuda_copy;
+    t.zero = cuda_zero;
+    t.copy = cuda_copy_within;
     t.matmul = cu_matmul;
     t.matmul_rows = cu_matmul_rows;
     t.layernorm = cu_layernorm;
@@ -83,6 +98,21 @@ static backend make_table(void)
     t.softmax = cu_softmax;
     t.log_softmax = cu_log_softmax;
     t.log_softmax_pick = cu_log_softmax_pick;
+    t.matmul_backward = cu_matmul_backward;
+    t.layernorm_backward = cu_layernorm_backward;
+    t.gelu_tanh_backward = cu_gelu_tanh_backward;
+    t.silu_backward = cu_silu_backward;
+    t.modulate_backward = cu_modulate_backward;
+    t.gated_add_backward = cu_gated_add_backward;
+    t.embed_backward = cu_embed_backward;
+    t.rotary_backward = cu_rotary_backward;
+    t.kv_store_backward = cu_kv_store_backward;
+    t.attention_backward = cu_attention_backward;
+    t.cross_entropy = cu_cross_entropy;
+    t.sumsq = cu_sumsq;
+    t.scale = cu_scale;
+    t.adamw = cu_adamw;
+    t.ema = cu_ema;
     return t;
 }
 

@@ -57,6 +57,22 @@ void cu_matmul(float *y, const float *x, const float *w, const float *bias, int 
                 (int)st);
 }
 
+void cu_gemm_add(bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b,
+                 int ldb, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    float alpha = 1.0f, beta = 1.0f;
+    // Row-major c (m,n) is column-major cᵀ (n,m) = op(b)ᵀ·op(a)ᵀ, and a row-major matrix is
+    // its own transpose in column-major: op(b)ᵀ is b as stored unless tb, likewise a.
+    cublasStatus_t st = cublasGemmEx(handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                     ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b,
+                                     CUDA_R_32F, ldb, a, CUDA_R_32F, lda, &beta, c, CUDA_R_32F,
+                                     ldc, compute, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS)
+        fprintf(stderr, "cuda: %s:%d: cublasGemmEx: cuBLAS status %d\n", __FILE__, __LINE__,
+                (int)st);
+}
+
 // One thread per y[r][j]: k ascending, one float accumulator; bias and y added after, as the
 // CPU's BE_IN_OUT loop does. Threads of a warp take adjacent j, so BE_IN_OUT reads of W are
 // coalesced; BE_OUT_IN reads are strided (fine for the small n this is for).

@@ -35,8 +35,9 @@ typedef struct backend {
     /* copies host src -> backend dst, backend src -> host dst (memcpy on the CPU) */
     int (*to_device)(void *dst, const void *src, size_t bytes, err_t *e);
     int (*to_host)(void *dst, const void *src, size_t bytes, err_t *e);
-    /* copies bytes of backend memory src -> backend dst (regions must not overlap), in order
-     * with the ops (memcpy on the CPU) */
+    /* within backend memory: sets bytes to zero / copies bytes from src to dst (the two ranges
+     * must not overlap); memset and memcpy on the CPU. For code that runs on any backend. */
+    void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes);
 
     /* ---- linear algebra ----------------------------------------------------------------- */

@@ -58,6 +58,11 @@ static int cpu_copy(void *dst, const void *src, size_t bytes, err_t *e)
     return 0;
 }
 
+static void cpu_zero(void *p, size_t bytes)
+{
+    if (bytes) memset(p, 0, bytes);
+}
+
 static void cpu_copy_within(void *dst, const void *src, size_t bytes)
 {
     if (bytes) memcpy(dst, src, bytes);
@@ -559,6 +564,7 @@ const backend backend_cpu = {
     .free = cpu_free,
     .to_device = cpu_copy,
     .to_host = cpu_copy,
+    .zero = cpu_zero,
     .copy = cpu_copy_within,
     .matmul = cpu_matmul,
     .matmul_rows = cpu_matmul_rows,

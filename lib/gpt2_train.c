@@ -166,12 +166,12 @@ static void forward(struct gpt2_train *g, int B)
         be->kv_store(k, v, qkv, B, T, H, d, 0, T);
         be->attention(att, qkv, 3 * (size_t)C, k, v, B, T, T, T, H, d, 0, NULL,
                       1.0f / sqrtf((float)d));
-        memcpy(mid, x, nc * sizeof(float));
+        be->copy(mid, x, nc * sizeof(float));
         be->matmul(mid, att, W(PROJ_W), W(PROJ_B), N, C, C, BE_IN_OUT, true);
         be->layernorm(ln2, mid, W(LN2_W), W(LN2_B), N, C, eps);
         be->matmul(fch, ln2, W(FC_W), W(FC_B), N, C, 4 * C, BE_IN_OUT, false);
         be->gelu_tanh(fcg, fch, 4 * nc);
-        memcpy(out, mid, nc * sizeof(float));
+        be->copy(out, mid, nc * sizeof(float));
         be->matmul(out, fcg, W(FCP_W), W(FCP_B), N, 4 * C, C, BE_IN_OUT, true);
 #undef W
     }
@@ -199,26 +199,26 @@ static void backward(struct gpt2_train *g, int B)
         const float *mid = a->mid + l * nc, *ln2 = a->ln2 + l * nc, *fch = a->fch + l * 4 * nc;
         const float *fcg = a->fcg + l * 4 * nc;
         /* MLP: out = mid + c_proj(gelu(c_fc(ln_2(mid)))) */
-        memset(a->dfcg, 0, 4 * nc * f);
+        be->zero(a->dfcg, 4 * nc * f);
         be->matmul_backward(a->dfcg, G(FCP_W), G(FCP_B), a->dres, fcg, W(FCP_W), N, 4 * C, C,
                             BE_IN_OUT);
-        memset(a->dfch, 0, 4 * nc * f);
+        be->zero(a->dfch, 4 * nc * f);
         be->gelu_tanh_backward(a->dfch, fch, a->dfcg, 4 * nc);
-        memset(a->dln, 0, nc * f);
+        be->zero(a->dln, nc * f);
         be->matmul_backward(a->dln, G(FC_W), G(FC_B), a->dfch, ln2, W(FC_W), N, C, 4 * C,
                             BE_IN_OUT);
         be->layernorm_backward(a->dres, G(LN2_W), G(LN2_B), a->dln, mid, W(LN2_W), N, C, eps);
         /* attention: mid = x + c_proj(attn(c_attn(ln_1(x)))) */
-        memset(a->datt, 0, nc * f);
+        be->zero(a->datt, nc * f);
         be->matmul_backward(a->datt, G(PROJ_W), G(PROJ_B), a->dres, att, W(PROJ_W), N, C, C,
                             BE_IN_OUT);
-        memset(a->dqkv, 0, 3 * nc * f);
-        memset(a->dk, 0, nc * f);
-        memset(a->dv, 0, nc * f);
+        be->zero(a->dqkv, 3 * nc * f);
+        be->zero(a->dk, nc * f);
+        be->zero(a->dv, nc * f);
         be->attention_backward(a->dqkv, a->dk, a->dv, a->datt, qkv, 3 * (size_t)C, k, v, B, T, H,
                                d, true, 1.0f / sqrtf((float)d));
         be->kv_store_backward(a->dqkv, a->dk, a->dv, B, T, H, d);
-        memset(a->dln, 0, nc * f);
+        be->zero(a->dln, nc * f);
         be->matmul_backward(a->dln, G(ATTN_W), G(ATTN_B), a->dqkv, ln1, W(ATTN_W), N, C, 3 * C,
                             BE_IN_OUT);
         be->layernorm_backward(a->dres, G(LN1_W), G(LN1_B), a->dln, x, W(LN1_W), N, C, eps);
@@ -269,7 +269,7 @@ static int gpt2_loss(train_model *m, const int32_t *blocks, int B, uint64_t seed
     const float *wte = m->params + g->table[0].offset;
     float *dwte = m->grads + g->table[0].offset;
     float dscale = 1.0f / (float)((double)B * (T - 1));
-    if (backward_pass) memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    if (backward_pass) be->zero(a->dln, (size_t)N * C * sizeof(float));
     double sum = 0, part[CE_CHUNK];
     for (int i0 = 0; i0 < N; i0 += CE_CHUNK) {
         int n = N - i0 < CE_CHUNK ? N - i0 : CE_CHUNK;
@@ -286,7 +286,7 @@ static int gpt2_loss(train_model *m, const int32_t *blocks, int B, uint64_t seed
     *loss = sum / ((double)B * (T - 1));
     if (!backward_pass) return 0;
     const struct train_tensor *lnf = &g->table[2 + PER_LAYER * g->cfg.n_layer];
-    memset(a->dres, 0, (size_t)N * C * sizeof(float));
+    be->zero(a->dres, (size_t)N * C * sizeof(float));
     be->layernorm_backward(a->dres, m->grads + lnf[0].offset, m->grads + lnf[1].offset, a->dln,
                            a->resid + (size_t)g->cfg.n_layer * N * C, m->params + lnf[0].offset,
                            N, C, (float)g->cfg.layer_norm_epsilon);
@@ -391,14 +391,12 @@ static struct gpt2_train *alloc_model(const struct config_gpt2 *cfg, const backe
     size_t bytes = m->n_params * sizeof(float);
     m->params = be->alloc(bytes);
     m->grads = be->alloc(bytes);
-    float *zero = calloc(m->n_params, sizeof *zero);
-    if (!m->params || !m->grads || !zero || be->to_device(m->params, zero, bytes, e) < 0 ||
-        be->to_device(m->grads, zero, bytes, e) < 0) {
-        free(zero);
+    if (!m->params || !m->grads) {
         gpt2_free_model(m);
         return err_set(e, "gpt2: out of memory for %zu parameters", m->n_params), NULL;
     }
-    free(zero);
+    be->zero(m->params, bytes);
+    be->zero(m->grads, bytes);
     return g;
 }
 
@@ -422,7 +420,7 @@ train_model *gpt2_train_new(const struct config_gpt2 *cfg, const backend *be, ui
     struct gpt2_train *g = alloc_model(cfg, be, e);
     if (!g) return NULL;
     train_model *m = &g->base;
-    float *host = malloc(m->n_params * sizeof *host);
+    float *host = calloc(m->n_params, sizeof *host); /* the padding between tensors: 0 */
     if (!host) {
         gpt2_free_model(m);
         return err_set(e, "out of memory"), NULL;
@@ -463,7 +461,7 @@ train_model *gpt2_train_load(const char *dir, const backend *be, err_t *e)
         err_set(e, "%s: lm_head.weight differs from wte.weight; training ties them", dir);
     else
         g = alloc_model(&cfg->gpt2, be, e);
-    float *host = g ? malloc(g->base.n_params * sizeof *host) : NULL;
+    float *host = g ? calloc(g->base.n_params, sizeof *host) : NULL; /* padding: 0 */
     int rc = host ? 0 : g ? err_set(e, "out of memory") : ERR_FAIL;
     for (int i = 0; rc == 0 && i < g->base.n_tensors; i++) {
         /* ckpt has checked every tensor's presence and shape against the config */

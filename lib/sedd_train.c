@@ -47,7 +47,6 @@ struct acts {
     int32_t *ids, *rowid;            /* (N) tokens; the rows that reach the output layer */
     float *tf, *c0, *c1, *s, *c;     /* (B,F) features, (B,C) sigma_map stages, c = SiLU(s) */
     float *cos, *sin;                /* (L,d) */
-    float *zrow;                     /* (H) zeros: modulate by it is a copy */
     float **xs;                      /* (n_blocks + 1) of (N,H): block inputs, final x */
     struct block_act *blk;           /* (n_blocks) */
     float *modf, *lnf, *hf;          /* final layer: (B,2H), (N,H), (N,H) */
@@ -71,20 +70,13 @@ typedef struct sedd_train {
 
 /* ---- buffers ------------------------------------------------------------------------------ */
 
-static void zero(const backend *be, float *p, size_t n)
-{
-    if (be == &backend_cpu) memset(p, 0, n * sizeof *p);
-    else be->scale(p, 0.0f, n); /* arena memory is zeroed when allocated, so never NaN here */
-}
+static void zero(const backend *be, float *p, size_t n) { be->zero(p, n * sizeof *p); }
 
-/* dst (B,L,H) = src, through modulate with a zero shift and scale */
+/* dst (B,L,H) = src */
 static void copy_rows(const sedd_train *st, float *dst, const float *src, int B)
 {
     const int L = st->base.block_len, H = (int)st->cfg.hidden_size;
-    if (st->base.be == &backend_cpu)
-        memcpy(dst, src, (size_t)B * (size_t)L * (size_t)H * sizeof *dst);
-    else
-        st->base.be->modulate(dst, src, st->a.zrow, st->a.zrow, 0, B, L, H);
+    st->base.be->copy(dst, src, (size_t)B * (size_t)L * (size_t)H * sizeof *dst);
 }
 
 /* Points every buffer of a for B sequences into base (NULL: sizes only); returns the floats. */
@@ -98,7 +90,7 @@ static size_t acts_carve(sedd_train *st, struct acts *a, float *base, int B)
     ((ptr) = (void *)(base ? base + off : NULL), off += ((size_t)(n) + 15) & ~(size_t)15)
     TAKE(a->ids, N), TAKE(a->rowid, N);
     TAKE(a->tf, Bs * SEDD_FREQ), TAKE(a->c0, Bs * C), TAKE(a->c1, Bs * C), TAKE(a->s, Bs * C);
-    TAKE(a->c, Bs * C), TAKE(a->cos, L * d), TAKE(a->sin, L * d), TAKE(a->zrow, H);
+    TAKE(a->c, Bs * C), TAKE(a->cos, L * d), TAKE(a->sin, L * d);
     for (int64_t i = 0; i <= st->cfg.n_blocks; i++) TAKE(a->xs[i], N * H);
     for (int64_t i = 0; i < st->cfg.n_blocks; i++) {
         struct block_act *ba = &a->blk[i];
@@ -131,17 +123,7 @@ static int acts_reserve(sedd_train *st, int B, err_t *e)
     if (!(a->arena = be->alloc(n * sizeof(float))))
         return err_set(e, "sedd_train: out of memory for the activations of %d sequences "
                           "(%.1f GiB)", B, (double)n * 4 / (1u << 30));
-    if (be == &backend_cpu) {
-        memset(a->arena, 0, n * sizeof(float));
-    } else {
-        float *zeros = calloc(1u << 16, sizeof *zeros);
-        int rc = zeros ? 0 : err_set(e, "sedd_train: out of memory");
-        for (size_t i = 0; i < n && rc == 0; i += 1u << 16)
-            rc = be->to_device(a->arena + i, zeros,
-                               (n - i < (1u << 16) ? n - i : (1u << 16)) * sizeof *zeros, e);
-        free(zeros);
-        if (rc < 0) return ERR_FAIL;
-    }
+    be->zero(a->arena, n * sizeof(float));
     acts_carve(st, a, a->arena, B);
     a->B = B;
     return 0;
@@ -611,16 +593,9 @@ static sedd_train *model_new(const struct config_sedd *cfg, const backend *be, e
     }
     m->tensors = st->tab;
     /* params and grads start zeroed (the padding between tensors stays zero) */
-    float *zeros = calloc(1u << 16, sizeof *zeros);
-    int rc = zeros ? 0 : err_set(e, "out of memory");
-    for (size_t i = 0; i < m->n_params && rc == 0; i += 1u << 16) {
-        size_t n = (m->n_params - i < (1u << 16) ? m->n_params - i : (1u << 16)) * sizeof *zeros;
-        if (m->be->to_device(m->params + i, zeros, n, e) < 0 ||
-            m->be->to_device(m->grads + i, zeros, n, e) < 0)
-            rc = ERR_FAIL;
-    }
-    free(zeros);
-    if (rc < 0 || sedd_weights_bind(&st->w, m->params, &st->lo, cfg, e) < 0 ||
+    m->be->zero(m->params, m->n_params * sizeof(float));
+    m->be->zero(m->grads, m->n_params * sizeof(float));
+    if (sedd_weights_bind(&st->w, m->params, &st->lo, cfg, e) < 0 ||
         sedd_weights_bind(&st->g, m->grads, &st->lo, cfg, e) < 0)
         goto fail;
     return st;

@@ -33,6 +33,7 @@ void train_defaults(struct train_opts *o)
         .steps = 1000, .batch = 8, .lr = 3e-4, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
         .weight_decay = 0.1, .warmup = 0, .cosine = 0, .lr_min = 0, .grad_clip = 1.0, .ema = 0,
         .eval_every = 100, .eval_batches = 8, .save_every = 1000, .seed = 0, .dtype = "f32",
+        .device = "cpu", .precision = "fp32",
     };
 }
 
@@ -188,7 +189,6 @@ struct run {
     size_t n_train, n_val;
     const char *out;
     float *adam_m, *adam_v, *ema;  /* backend memory, n_params each (ema NULL when off) */
-    float *zeros;                  /* host zeros, n_params (to clear the gradients) */
     int32_t *batch;                /* host (batch, block_len) */
     char *log;                     /* train.log.jsonl so far */
     size_t log_len, log_cap;
@@ -307,6 +307,8 @@ static int save(struct run *r, int step, err_t *e)
     meta[n++] = (st_meta){"version", DLM_VERSION " (" DLM_COMMIT ")"};
     meta[n++] = (st_meta){"step", step_s};
     meta[n++] = (st_meta){"dtype", o->dtype};
+    meta[n++] = (st_meta){"device", o->device};
+    meta[n++] = (st_meta){"precision", o->precision};
     for (int i = 0; i < r->n_settings; i++) meta[n++] = (st_meta){r->keys[i], r->vals[i]};
     int rc = train_export(m, r->ema ? r->ema : m->params, tmp, o->dtype, meta, n, e);
     /* train_state: exact fp32 copies of everything the next step reads */
@@ -351,6 +353,15 @@ static int load_state(struct run *r, int *step, err_t *e)
         if (!v || strcmp(v, r->vals[i]) != 0)
             rc = err_set(e, "--resume: %s: setting '%s' is %s in the checkpoint but %s now",
                          path, r->keys[i], v ? v : "absent", r->vals[i]);
+    }
+    /* another device or precision rounds differently: allowed, but not bit-identical */
+    static const char *const info[2] = {"device", "precision"};
+    const char *now_info[2] = {r->o->device, r->o->precision};
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        const char *v = st_meta_find(f, info[i]);
+        if (v && strcmp(v, now_info[i]) != 0)
+            log_warn("--resume: the run so far used %s %s, this one %s: the result will not be "
+                     "bit-identical to an uninterrupted run", info[i], v, now_info[i]);
     }
     const char *s = st_meta_find(f, "step");
     char *end = NULL;
@@ -422,7 +433,6 @@ static void run_free(struct run *r)
     be->free(r->adam_m);
     be->free(r->adam_v);
     be->free(r->ema);
-    free(r->zeros);
     free(r->batch);
     free(r->log);
 }
@@ -438,18 +448,14 @@ int train_run(train_model *m, const struct train_opts *o, const int32_t *train_b
                     .n_train = n_train, .n_val = n_val, .out = out_dir};
     collect_settings(&r);
     int rc = 0;
-    r.zeros = calloc(m->n_params, sizeof *r.zeros);
     r.batch = malloc((size_t)o->batch * m->block_len * sizeof *r.batch);
-    if (!r.zeros || !r.batch || !(r.adam_m = be->alloc(bytes)) || !(r.adam_v = be->alloc(bytes)) ||
+    if (!r.batch || !(r.adam_m = be->alloc(bytes)) || !(r.adam_v = be->alloc(bytes)) ||
         (o->ema > 0 && !(r.ema = be->alloc(bytes))))
         rc = err_set(e, "out of memory for the optimiser state (%zu parameters)", m->n_params);
-    if (rc == 0) rc = be->to_device(r.adam_m, r.zeros, bytes, e);
-    if (rc == 0) rc = be->to_device(r.adam_v, r.zeros, bytes, e);
-    if (rc == 0 && r.ema) { /* backend to backend: through the host */
-        float *h = malloc(bytes);
-        rc = h ? be->to_host(h, m->params, bytes, e) : err_set(e, "out of memory");
-        if (rc == 0) rc = be->to_device(r.ema, h, bytes, e);
-        free(h);
+    if (rc == 0) {
+        be->zero(r.adam_m, bytes);
+        be->zero(r.adam_v, bytes);
+        if (r.ema) be->copy(r.ema, m->params, bytes);
     }
     if (rc == 0) rc = check_replaceable(out_dir, e);
     int start = 0;
@@ -484,7 +490,7 @@ int train_run(train_model *m, const struct train_opts *o, const int32_t *train_b
     for (int step = start + 1; rc == 0 && step <= end; step++) {
         draw_batch(&r, step);
         double loss;
-        if ((rc = be->to_device(m->grads, r.zeros, bytes, e)) < 0) break;
+        be->zero(m->grads, bytes);
         if ((rc = m->loss(m, r.batch, o->batch, o->seed, (uint64_t)step, true, &loss, e)) < 0)
             break;
         if (!isfinite(loss)) { /* before the update: the last checkpoint stays usable */

@@ -62,6 +62,10 @@ struct train_opts {
     int save_every;         /* checkpoint every N steps (and at the end) */
     uint64_t seed;
     const char *dtype;      /* weights in model.safetensors: "f32" | "bf16" | "f16" */
+    const char *device;     /* the model's backend ("cpu", "cuda") and the precision of its */
+    const char *precision;  /* matrix products ("fp32", "bf16"): recorded in the checkpoints'
+                             * metadata; resuming with other ones is allowed, with a warning
+                             * (the result is then not bit-identical) */
     bool progress;          /* a progress line even when stderr is not a terminal */
     int stop_at;            /* > 0: stop after this step as if interrupted (the checkpoint is
                              * written; --resume continues to steps); 0: run to steps */

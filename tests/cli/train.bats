@@ -134,3 +134,23 @@ close() {
     [[ "$output" == *"not replaced"* ]]
     [ -f "$T/other/notes.txt" ]
 }
+
+@test "train: --device cuda without a GPU and --precision bf16 on the CPU exit 2; the device is recorded" {
+    if ! train --version | grep -q ' 0 devices\|cuda: off'; then
+        skip "a CUDA device is visible here (tests/kernels/test_train_grads checks training on it)"
+    fi
+    run -2 train "${TINY[@]}" --data "$T/blocks.msgpack" --steps 1 --device cuda -o "$T/x"
+    [[ "$output" == *"--device cuda:"* ]]
+    [ ! -e "$T/x" ]
+    run -2 train "${TINY[@]}" --data "$T/blocks.msgpack" --steps 1 --precision bf16 -o "$T/x"
+    [[ "$output" == *"--precision bf16 needs --device cuda"* ]]
+    run -2 train "${TINY[@]}" --data "$T/blocks.msgpack" --steps 1 --device tpu -o "$T/x"
+    [[ "$output" == *"unknown device 'tpu'"* ]]
+    run -2 train "${TINY[@]}" --data "$T/blocks.msgpack" --steps 1 --precision fp8 -o "$T/x"
+    [[ "$output" == *"unknown precision 'fp8'"* ]]
+    # auto falls back to the CPU, and says so in the log and in both checkpoint files
+    run -0 train "${TINY[@]}" --data "$T/blocks.msgpack" --steps 1 --device auto -o "$T/ck"
+    [[ "$output" == *"on cpu (fp32)"* ]]
+    grep -aq '"device": *"cpu"' "$T/ck/model.safetensors"
+    grep -aq '"precision": *"fp32"' "$T/ck/train_state.safetensors"
+}
