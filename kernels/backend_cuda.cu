@@ -10,6 +10,7 @@
 #include "matmul.cuh"
 #include "norm.cuh"
 #include "pointwise.cuh"
+#include "sedd_sampling.cuh"
 
 static void *cuda_alloc(size_t bytes)
 {
@@ -75,6 +76,9 @@ static backend make_table(void)
     t.softmax = cu_softmax;
     t.log_softmax = cu_log_softmax;
     t.log_softmax_pick = cu_log_softmax_pick;
+    t.sedd_finish = cu_sedd_finish;
+    t.sedd_project = cu_sedd_project;
+    t.sedd_step = cu_sedd_step;
     return t;
 }
 
