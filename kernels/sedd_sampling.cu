@@ -258,7 +258,8 @@ extern "C" int cuda_philox_lanes(uint64_t seed, uint64_t record, uint32_t step, 
             cudaMemcpy(f32, df, 4 * sizeof *df * n, cudaMemcpyDeviceToHost) == cudaSuccess)
             rc = 0;
     }
-    if (rc) fprintf(stderr, "cuda: cuda_philox_lanes: %s\n", cudaGetErrorString(cudaGetLastError()));
+    if (rc)
+        fprintf(stderr, "cuda: cuda_philox_lanes: %s\n", cudaGetErrorString(cudaGetLastError()));
     cudaFree(dw), cudaFree(dd), cudaFree(df);
     return rc;
 }

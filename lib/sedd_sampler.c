@@ -173,7 +173,8 @@ int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
             rc = be->to_device(d.stored, replay->gumbel_u[k], n_pos * n_u * sizeof *d.stored, e);
         }
         if (rc == 0) rc = be->sedd_step(d.x, d.score, &st, e);
-        if (rc == 0 && trace) rc = be->to_host(trace + (size_t)k * n_pos, d.x, n_pos * sizeof *x, e);
+        if (rc == 0 && trace)
+            rc = be->to_host(trace + (size_t)k * n_pos, d.x, n_pos * sizeof *x, e);
         if (rc == 0 && o->progress) o->progress(o->progress_ctx, k + 1);
     }
     if (rc == 0 && d.fixed) be->sedd_project(d.x, d.fixed, n_pos);

@@ -51,7 +51,8 @@ static void t_philox(void)
             cu_philox_draw(key[k].seed, key[k].record, key[k].step, key[k].pos, j, got);
             host_ok &= memcmp(ref, got, sizeof ref) == 0 &&
                        cu_philox_u01_f64(got[0], got[1]) == philox_u01_f64(ref[0], ref[1]);
-            for (int i = 0; i < 4; i++) host_ok &= cu_philox_u01_f32(got[i]) == philox_u01_f32(ref[i]);
+            for (int i = 0; i < 4; i++)
+                host_ok &= cu_philox_u01_f32(got[i]) == philox_u01_f32(ref[i]);
             if (!dev) continue;
             dev_ok &= memcmp(ref, words + 4 * j, sizeof ref) == 0 &&
                       f64[2 * j] == philox_u01_f64(ref[0], ref[1]) &&
@@ -172,8 +173,8 @@ static void t_step(bool absorb, enum be_sedd_kind kind, int precision, bool stor
     int64_t *x_g = down(x_d, n_pos * sizeof *x_g);
     float *score_g = down(score_d, nv * sizeof *score_g);
     char what[128];
-    snprintf(what, sizeof what, "sedd_step %s %s %s B=%d L=%d V=%lld", absorb ? "absorb" : "uniform",
-             kind_name[kind], stored ? "stored" : precision == 64 ? "64-bit" : "32-bit", B, L,
+    snprintf(what, sizeof what, "sedd_step %s %s %s B=%d L=%d V=%lld",
+             absorb ? "absorb" : "uniform", kind_name[kind], stored ? "stored" : precision == 64 ? "64-bit" : "32-bit", B, L,
              (long long)V);
     CHECK(rc_c == 0 && rc_d == 0, "%s: both run", what);
     char sw[160];
@@ -194,7 +195,8 @@ static void t_step(bool absorb, enum be_sedd_kind kind, int precision, bool stor
         const float *s = score_c + p * (size_t)V;
         int64_t n = V;
         if (kind == BE_SEDD_EULER) sedd_sampler_euler_probs(&g, x[p], s, a.param, probs);
-        else if (kind == BE_SEDD_ANALYTIC) sedd_sampler_analytic_probs(&g, x[p], s, a.param, probs, tmp);
+        else if (kind == BE_SEDD_ANALYTIC)
+            sedd_sampler_analytic_probs(&g, x[p], s, a.param, probs, tmp);
         else n = sedd_sampler_denoise_probs(&g, x[p], s, a.param, probs, tmp);
         sedd_draw d = {.precision = precision, .seed = a.seed, .record = ids[p / (size_t)L],
                        .step = a.step, .position = (uint32_t)(p % (size_t)L),
@@ -268,8 +270,8 @@ static void t_sampler(const char *dir)
     }
     CHECK(ok, "%s: samples are data tokens with the kept prefix", dir);
     CHECK(trace_ok, "%s: the trace comes back and ends with the samples", dir);
-    CHECK(total && same * 100 >= total * 99, "%s: the same tokens at %zu of %zu positions (>= 99%%)",
-          dir, same, total);
+    CHECK(total && same * 100 >= total * 99,
+          "%s: the same tokens at %zu of %zu positions (>= 99%%)", dir, same, total);
     free(fixed), free(xc), free(xg), free(trace);
     sedd_free(mg);
     sedd_free(mc);
