@@ -207,8 +207,8 @@ static void run_sedd(struct bench *b, int B, int steps, enum sedd_predictor pred
     sedd_sample_opts so = {.predictor = predictor, .steps = steps, .eps = 1e-5, .denoise = true,
                            .precision = 64, .seed = b->seed};
     err_t e;
-    if (sedd_sample(&b->graph, &b->noise, &so, sedd_score, b->sedd, B, b->L, b->ids, NULL, NULL,
-                    b->x, NULL, &e) < 0)
+    if (sedd_sample(sedd_backend(b->sedd), &b->graph, &b->noise, &so, sedd_score_device, b->sedd,
+                    B, b->L, b->ids, NULL, NULL, b->x, NULL, &e) < 0)
         die("%s", e.msg);
 }
 

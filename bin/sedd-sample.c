@@ -299,8 +299,8 @@ int main(int argc, char **argv)
             b.n++;
         }
         if (b.n == 0) break;
-        if (sedd_sample(&g, &nz, &so, sedd_score_masked, m, b.n, L, b.ids, b.any_fixed ? b.fixed : NULL,
-                        NULL, b.x, NULL, &e) < 0)
+        if (sedd_sample(sedd_backend(m), &g, &nz, &so, sedd_score_device_masked, m, b.n, L, b.ids,
+                        b.any_fixed ? b.fixed : NULL, NULL, b.x, NULL, &e) < 0)
             die("%s", e.msg);
         pc.base += (uint64_t)calls;
         for (int i = 0; i < b.n; i++) {

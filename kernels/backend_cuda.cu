@@ -13,6 +13,7 @@
 #include "norm.cuh"
 #include "optim.cuh"
 #include "pointwise.cuh"
+#include "sedd_sampling.cuh"
 
 static void *cuda_alloc(size_t bytes)
 {
@@ -113,6 +114,9 @@ static backend make_table(void)
     t.scale = cu_scale;
     t.adamw = cu_adamw;
     t.ema = cu_ema;
+    t.sedd_finish = cu_sedd_finish;
+    t.sedd_project = cu_sedd_project;
+    t.sedd_step = cu_sedd_step;
     return t;
 }
 

@@ -1,6 +1,7 @@
 /* backend: the op interface every model is written against (GPT-2 now, SEDD, CUDA later).
  * Ownership: a backend is a static table of function pointers; buffers come from its alloc/free.
- * Errors: ops take valid shapes and cannot fail; alloc returns NULL, transfers return ERR_FAIL. */
+ * Errors: ops take valid shapes and cannot fail (except sedd_step: out of memory on the CPU);
+ * alloc returns NULL, transfers return ERR_FAIL. */
 #ifndef DLM_BACKEND_H
 #define DLM_BACKEND_H
 
@@ -18,6 +19,29 @@
  *   count, except inside matmul (which goes to BLAS; see backend_cpu.c for what that implies),
  *   so an op on row r gives the same bits whatever else is in the batch.
  * - Threads: the CPU backend uses OpenMP over rows/heads/columns (omp_set_num_threads decides). */
+
+/* What the SEDD sampling step op draws with (see sedd_step below). */
+enum be_sedd_kind {
+    BE_SEDD_EULER,     /* Euler predictor: weights δ_x + dt·σ'(t) · reverse rate */
+    BE_SEDD_ANALYTIC,  /* analytic (Tweedie) predictor over a step of Δσ */
+    BE_SEDD_DENOISE    /* final denoiser: the analytic weights at Δσ = σ; absorb drops the mask */
+};
+
+/* One SEDD sampling step over the B·L positions of a batch (spec sedd.md §4; the per-position
+ * arithmetic is lib/sedd_sampler.c's sedd_sampler_*_probs and sedd_sampler_categorical). */
+typedef struct be_sedd_step {
+    enum be_sedd_kind kind;
+    bool absorb;           /* absorbing graph (V = n_tokens + 1, mask = n_tokens) or uniform */
+    int64_t n_tokens;      /* N, data tokens */
+    double param;          /* Euler: dt·σ'(t); analytic: Δσ = σ(t) − σ(t − dt); denoiser: σ(t) */
+    int precision;         /* 64: double uniforms and weights; 32: float draws, as torch */
+    uint64_t seed;         /* Philox (seed, ids[b], step, position l), as sedd_draw */
+    uint32_t step;
+    int B, L;
+    const uint64_t *ids;   /* (B) record ids, backend memory */
+    const float *stored;   /* NULL, or (B,L,n_u) stored uniforms replacing Philox (backend
+                              memory; n_u = V − 1 for the absorbing denoiser, else V) */
+} be_sedd_step;
 
 /* How a weight matrix is stored. */
 enum be_layout {
@@ -111,6 +135,24 @@ typedef struct backend {
      * row: max, then the sum of exponentials (float terms, double accumulation across lanes).
      * target[i] must be in 0..c-1. For per-token log-likelihoods. */
     void (*log_softmax_pick)(double *lp, const float *x, const int32_t *target, int n, int c);
+
+    /* ---- SEDD sampling (lib/sedd_sampler.c; spec sedd.md §1.3 steps 7-8 and §4) ----------
+     * The sampler's per-step work on the scores, so that a run keeps its (B,L,V) scores where
+     * the model computed them. */
+    /* rows (n,V) of raw output at noise sigma -> log-scores in place: when scale,
+     * y ↦ (y − log(e^σ − 1)) − log(V − 1) in float (the two logs computed in double and rounded
+     * to float); then rows[i][x[i]] = 0. x (n) token ids. */
+    void (*sedd_finish)(float *rows, const int64_t *x, int n, int64_t V, float sigma,
+                        bool scale);
+    /* x (n) = fixed wherever fixed >= 0 (the sampler's projection of kept positions) */
+    void (*sedd_project)(int64_t *x, const int64_t *fixed, size_t n);
+    /* One predictor or denoiser step (a->kind) at every position of x (B,L): the log-scores
+     * score (B,L,V) are exponentiated in place (float exp; absorb: only the rows of masked
+     * positions, the others are not read), turned into the step's weights (in double) and a
+     * token is drawn from them by Gumbel-max (sedd_sampler_categorical: the same Philox
+     * counters and uniforms, ties to the lowest index). Absorb: an unmasked position keeps its
+     * token. @return 0, or ERR_FAIL (out of memory on the CPU) with the message in e. */
+    int (*sedd_step)(int64_t *x, float *score, const be_sedd_step *a, err_t *e);
 
     /* ---- training: backward ops and the optimiser ----------------------------------------
      * Every backward op ADDS into its gradient outputs (d* += ...), as llm.c does: the caller

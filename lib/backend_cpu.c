@@ -596,6 +596,9 @@ const backend backend_cpu = {
     .scale = cpu_scale,
     .adamw = cpu_adamw,
     .ema = cpu_ema,
+    .sedd_finish = cpu_sedd_finish,
+    .sedd_project = cpu_sedd_project,
+    .sedd_step = cpu_sedd_step,
 };
 
 /* OpenBLAS runs single-threaded inside our OpenMP threads (see gemm_cols); this runs after

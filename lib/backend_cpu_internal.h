@@ -77,4 +77,9 @@ void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr,
                float beta2, float eps, float weight_decay, int step);
 void cpu_ema(float *ema, const float *p, size_t n, float decay);
 
+/* The SEDD sampling ops of backend_cpu (backend_cpu_sedd.c); contracts in backend.h. */
+void cpu_sedd_finish(float *rows, const int64_t *x, int n, int64_t V, float sigma, bool scale);
+void cpu_sedd_project(int64_t *x, const int64_t *fixed, size_t n);
+int cpu_sedd_step(int64_t *x, float *score, const be_sedd_step *a, err_t *e);
+
 #endif

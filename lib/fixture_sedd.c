@@ -622,8 +622,8 @@ static void run_traj(fcase *c, enum sedd_predictor pred)
         sedd_sample_opts o = {.predictor = pred, .steps = S, .eps = 1e-5, .denoise = true,
                               .precision = 32};
         sedd_replay rp = {.x_init = x_init, .gumbel_u = (const float *const *)gu};
-        if (sedd_sample(&c->g, &c->nz, &o, sedd_score_masked, c->model, B, L, ids, fixed, &rp, x, trace,
-                        &e) < 0) {
+        if (sedd_sample(&backend_cpu, &c->g, &c->nz, &o, sedd_score_masked, c->model, B, L, ids,
+                        fixed, &rp, x, trace, &e) < 0) {
             fprintf(c->r->out, "# %s\n", e.msg);
             check_i64(c, "out.x_after_step", NULL, 0);
         } else {

@@ -200,9 +200,12 @@ static int masked_log_scores(const sedd_model_t *m, const float *h, float *hc, c
 /* Work memory one forward call may take for its buffers (batches above it are cut in chunks). */
 #define SEDD_WORK_BYTES ((size_t)64 << 20)
 
-/* The forward pass of nb sequences together (work buffers of about 14·L·H floats each). */
-static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, int nb, int L,
-                         bool masked_only, float *out, sedd_trace_fn trace, void *tctx, err_t *e)
+/* The forward pass of nb sequences together (work buffers of about 14·L·H floats each). x is
+ * host memory; x_dev NULL: out is host memory; else out and x_dev (the same tokens) are backend
+ * memory, and on a backend other than the CPU the log-scores are made there. */
+static int forward_chunk(sedd_model_t *m, const int64_t *x, const int64_t *x_dev,
+                         const float *sigma, int nb, int L, bool masked_only, float *out,
+                         sedd_trace_fn trace, void *tctx, err_t *e)
 {
     const backend *be = m->be;
     const int H = (int)m->cfg.hidden_size, C = (int)m->cfg.cond_dim, V = (int)m->cfg.vocab;
@@ -306,6 +309,14 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
         work_free(be, &w);
         return rc;
     }
+    if (x_dev && !host_out) { /* backend log-scores: product and finish where h is */
+        tiled_matmul(be, out, w.h, m->w.out_w, m->w.out_b, nb, L, H, V, NULL, NULL);
+        work_free(be, &w);
+        for (int b = 0; b < nb; b++)
+            be->sedd_finish(out + (size_t)b * (size_t)L * (size_t)V, x_dev + (size_t)b * (size_t)L,
+                            L, V, sigma[b], m->cfg.scale_by_sigma);
+        return 0;
+    }
     if (!host_out && !(logits = be->alloc(osz * sizeof *logits))) {
         work_free(be, &w);
         return err_set(e, "sedd_forward: out of memory for the logits");
@@ -325,10 +336,11 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const float *sigma, 
     return 0;
 }
 
-/* sedd_forward, or with masked_only the masked rows only (see masked_log_scores). */
-static int forward_batch(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
-                         bool masked_only, float *out, sedd_trace_fn trace, void *trace_ctx,
-                         err_t *e)
+/* sedd_forward, or with masked_only the masked rows only (see masked_log_scores); x_dev as in
+ * forward_chunk. */
+static int forward_batch(sedd_model_t *m, const int64_t *x, const int64_t *x_dev,
+                         const float *sigma, int B, int L, bool masked_only, float *out,
+                         sedd_trace_fn trace, void *trace_ctx, err_t *e)
 {
     const int64_t V = m->cfg.vocab;
     for (size_t i = 0; i < (size_t)B * (size_t)L; i++)
@@ -336,7 +348,7 @@ static int forward_batch(sedd_model_t *m, const int64_t *x, const float *sigma, 
             return err_set(e, "sedd_forward: token %lld at position %zu is outside the model's "
                               "vocabulary (0..%lld)", (long long)x[i], i % (size_t)L,
                            (long long)V - 1);
-    if (trace) return forward_chunk(m, x, sigma, B, L, false, out, trace, trace_ctx, e);
+    if (trace) return forward_chunk(m, x, NULL, sigma, B, L, false, out, trace, trace_ctx, e);
     /* sequences together, as many as fit SEDD_WORK_BYTES of work buffers (every product is cut
      * per sequence, so the chunking changes no bit) */
     const size_t per_seq = (size_t)L * (size_t)m->cfg.hidden_size * 14 * sizeof(float);
@@ -346,8 +358,8 @@ static int forward_batch(sedd_model_t *m, const int64_t *x, const float *sigma, 
     for (int b = 0; b < B; b += chunk) {
         const int nb = B - b < chunk ? B - b : chunk;
         size_t o = (size_t)b * (size_t)L;
-        if (forward_chunk(m, x + o, sigma + b, nb, L, masked_only, out + o * (size_t)V, NULL,
-                          NULL, e) < 0)
+        if (forward_chunk(m, x + o, x_dev ? x_dev + o : NULL, sigma + b, nb, L, masked_only,
+                          out + o * (size_t)V, NULL, NULL, e) < 0)
             return ERR_FAIL;
     }
     return 0;
@@ -356,7 +368,7 @@ static int forward_batch(sedd_model_t *m, const int64_t *x, const float *sigma, 
 int sedd_forward(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
                  float *out, sedd_trace_fn trace, void *trace_ctx, err_t *e)
 {
-    return forward_batch(m, x, sigma, B, L, false, out, trace, trace_ctx, e);
+    return forward_batch(m, x, NULL, sigma, B, L, false, out, trace, trace_ctx, e);
 }
 
 int sedd_score(void *ctx, const int64_t *x, const float *sigma, int B, int L, float *log_score,
@@ -369,6 +381,37 @@ int sedd_score_masked(void *ctx, const int64_t *x, const float *sigma, int B, in
                     float *log_score, err_t *e)
 {
     sedd_model_t *m = ctx;
-    return forward_batch(m, x, sigma, B, L, m->cfg.graph == CONFIG_GRAPH_ABSORB, log_score, NULL,
-                         NULL, e);
+    return forward_batch(m, x, NULL, sigma, B, L, m->cfg.graph == CONFIG_GRAPH_ABSORB, log_score,
+                         NULL, NULL, e);
+}
+
+const backend *sedd_backend(const sedd_model_t *m) { return m->be; }
+
+/* sedd_score_device(_masked): on the CPU the host functions; elsewhere the tokens come to the
+ * host (the embedding's ids and the vocabulary check are made there) and the log-scores stay. */
+static int score_device(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
+                        bool masked_only, float *log_score, err_t *e)
+{
+    if (m->be == &backend_cpu)
+        return forward_batch(m, x, NULL, sigma, B, L, masked_only, log_score, NULL, NULL, e);
+    const size_t n = (size_t)B * (size_t)L;
+    int64_t *xh = malloc(n * sizeof *xh);
+    if (!xh) return err_set(e, "sedd_forward: out of memory for %zu tokens", n);
+    int rc = m->be->to_host(xh, x, n * sizeof *xh, e);
+    if (rc == 0) rc = forward_batch(m, xh, x, sigma, B, L, false, log_score, NULL, NULL, e);
+    free(xh);
+    return rc;
+}
+
+int sedd_score_device(void *ctx, const int64_t *x, const float *sigma, int B, int L,
+                      float *log_score, err_t *e)
+{
+    return score_device(ctx, x, sigma, B, L, false, log_score, e);
+}
+
+int sedd_score_device_masked(void *ctx, const int64_t *x, const float *sigma, int B, int L,
+                             float *log_score, err_t *e)
+{
+    sedd_model_t *m = ctx;
+    return score_device(m, x, sigma, B, L, m->cfg.graph == CONFIG_GRAPH_ABSORB, log_score, e);
 }

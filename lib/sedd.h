@@ -44,4 +44,18 @@ int sedd_score(void *ctx, const int64_t *x, const float *sigma, int B, int L, fl
 int sedd_score_masked(void *ctx, const int64_t *x, const float *sigma, int B, int L,
                     float *log_score, err_t *e);
 
+/* The backend the model runs on. */
+const backend *sedd_backend(const sedd_model_t *m);
+
+/* sedd_score and sedd_score_masked for sedd_sample on the model's backend: x (B,L) and
+ * log_score (B,L,V) are in that backend's memory (sigma (B) on the host). On the CPU they are
+ * the functions above; on another backend the output product, the scale_by_sigma shift and the
+ * zero at the current token (the sedd_finish op) run there and only the B·L tokens come to the
+ * host, for the embedding's ids and the vocabulary check (every row is computed there: the
+ * masked-rows-only product is a CPU saving). */
+int sedd_score_device(void *ctx, const int64_t *x, const float *sigma, int B, int L,
+                      float *log_score, err_t *e);
+int sedd_score_device_masked(void *ctx, const int64_t *x, const float *sigma, int B, int L,
+                             float *log_score, err_t *e);
+
 #endif

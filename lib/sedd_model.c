@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sedd_graph.h"
 
 int sedd_layout_init(sedd_layout *lo, const struct config_sedd *cfg, err_t *e)
 {
@@ -141,13 +140,5 @@ void sedd_rotary_tables(int L, int d, float *cos_t, float *sin_t)
 
 void sedd_finish_rows(float *rows, int n, int64_t V, float sigma, bool scale, const int64_t *x)
 {
-    const float log_vm1 = (float)log((double)(V - 1));
-    const float shift = (float)log(sedd_graph_esigm1((double)sigma));
-#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)V > (1u << 18))
-    for (int l = 0; l < n; l++) {
-        float *row = rows + (size_t)l * (size_t)V;
-        if (scale)
-            for (int64_t y = 0; y < V; y++) row[y] = (row[y] - shift) - log_vm1;
-        row[x[l]] = 0;
-    }
+    backend_cpu.sedd_finish(rows, x, n, V, sigma, scale);
 }

@@ -69,7 +69,8 @@ void sedd_rotary_tables(int L, int d, float *cos_t, float *sin_t);
 
 /* Turns n rows of raw logits (V each, host memory) at noise sigma into log-scores in place:
  * when scale, y ↦ (y − log esigm1(σ)) − log(V − 1) (spec §1.3 step 7), then row i's entry x[i]
- * (the current token) is set to 0 (step 8). */
+ * (the current token) is set to 0 (step 8). The CPU backend's sedd_finish op (backend.h) on
+ * host memory, whatever backend the model runs on. */
 void sedd_finish_rows(float *rows, int n, int64_t V, float sigma, bool scale, const int64_t *x);
 
 #endif

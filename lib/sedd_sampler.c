@@ -73,67 +73,55 @@ int64_t sedd_sampler_denoise_probs(const sedd_graph *g, int64_t x, const float *
     return g->type == CONFIG_GRAPH_ABSORB ? g->dim - 1 : g->dim;
 }
 
-/* x[p] = fixed[p] wherever fixed holds a token. */
-static void project(int64_t *x, const int64_t *fixed, size_t n)
+/* The sampler's buffers in backend memory. */
+struct sample_bufs {
+    int64_t *x, *fixed;  /* (B,L) state, kept tokens (NULL: none) */
+    float *score;        /* (B,L,V) log-scores, then their exponentials */
+    float *stored;       /* (B,L,V) one step's stored uniforms (NULL: Philox) */
+    uint64_t *ids;       /* (B) */
+};
+
+static void bufs_free(const backend *be, struct sample_bufs *d)
 {
-    if (!fixed) return;
-    for (size_t i = 0; i < n; i++)
-        if (fixed[i] >= 0) x[i] = fixed[i];
+    be->free(d->x), be->free(d->fixed), be->free(d->score), be->free(d->stored), be->free(d->ids);
 }
 
-enum step_kind { STEP_EULER, STEP_ANALYTIC, STEP_DENOISE };
-
-/* One predictor or denoiser call on every position, in parallel over positions. */
-static int sample_positions(const sedd_graph *g, enum step_kind kind, double param, int B, int L,
-                            const float *score, const uint64_t *ids, const sedd_draw *tmpl,
-                            const float *stored, int64_t *x, err_t *e)
+/* Allocates d and uploads x, fixed and ids. @return 0 or ERR_FAIL. */
+static int bufs_init(const backend *be, struct sample_bufs *d, size_t n_pos, size_t V, int B,
+                     const int64_t *x, const int64_t *fixed, const uint64_t *ids, bool stored,
+                     err_t *e)
 {
-    const int64_t V = g->dim, n_pos = (int64_t)B * L;
-    const int64_t n_u = (kind == STEP_DENOISE && g->type == CONFIG_GRAPH_ABSORB) ? V - 1 : V;
-    int failed = 0;
-#pragma omp parallel if ((size_t)n_pos * (size_t)V > (1u << 16))
-    {
-        double *probs = malloc((size_t)V * sizeof *probs), *tmp = malloc((size_t)V * sizeof *tmp);
-        if (!probs || !tmp) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(dynamic, 8)
-        for (int64_t p = 0; p < n_pos; p++) {
-            if (!probs || !tmp) continue;
-            int64_t xi = x[p];
-            /* absorb: an unmasked position keeps its token under every step (one-hot weights) */
-            if (g->type == CONFIG_GRAPH_ABSORB && xi != g->n) continue;
-            const float *s = score + (size_t)p * (size_t)V;
-            int64_t n = V;
-            if (kind == STEP_EULER) sedd_sampler_euler_probs(g, xi, s, param, probs);
-            else if (kind == STEP_ANALYTIC) sedd_sampler_analytic_probs(g, xi, s, param, probs, tmp);
-            else n = sedd_sampler_denoise_probs(g, xi, s, param, probs, tmp);
-            sedd_draw d = *tmpl;
-            d.record = ids[p / L];
-            d.position = (uint32_t)(p % L);
-            d.stored = stored ? stored + (size_t)p * (size_t)n_u : NULL;
-            x[p] = sedd_sampler_categorical(probs, n, &d);
-        }
-        free(probs);
-        free(tmp);
+    *d = (struct sample_bufs){0};
+    d->x = be->alloc(n_pos * sizeof *d->x);
+    d->score = be->alloc(n_pos * V * sizeof *d->score);
+    d->ids = be->alloc((size_t)B * sizeof *d->ids);
+    if (fixed) d->fixed = be->alloc(n_pos * sizeof *d->fixed);
+    if (stored) d->stored = be->alloc(n_pos * V * sizeof *d->stored);
+    if (!d->x || !d->score || !d->ids || (fixed && !d->fixed) || (stored && !d->stored)) {
+        bufs_free(be, d);
+        return err_set(e, "sedd_sample: out of %s memory for %zu scores", be->name, n_pos * V);
     }
-    if (failed) return err_set(e, "sedd_sample: out of memory");
+    if (be->to_device(d->x, x, n_pos * sizeof *x, e) < 0 ||
+        be->to_device(d->ids, ids, (size_t)B * sizeof *ids, e) < 0 ||
+        (fixed && be->to_device(d->fixed, fixed, n_pos * sizeof *fixed, e) < 0)) {
+        bufs_free(be, d);
+        return ERR_FAIL;
+    }
     return 0;
 }
 
-int sedd_sample(const sedd_graph *g, const sedd_noise *nz, const sedd_sample_opts *o,
-                sedd_score_fn fn, void *ctx, int B, int L, const uint64_t *ids,
-                const int64_t *fixed, const sedd_replay *replay, int64_t *x, int64_t *trace,
-                err_t *e)
+int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
+                const sedd_sample_opts *o, sedd_score_fn fn, void *ctx, int B, int L,
+                const uint64_t *ids, const int64_t *fixed, const sedd_replay *replay, int64_t *x,
+                int64_t *trace, err_t *e)
 {
     const size_t n_pos = (size_t)B * (size_t)L, V = (size_t)g->dim;
-    float *score = malloc(n_pos * V * sizeof *score);
+    const bool absorb = g->type == CONFIG_GRAPH_ABSORB;
     float *sigma = malloc((size_t)B * sizeof *sigma);
     float *t = malloc((size_t)(o->steps + 1) * sizeof *t);
-    if (!score || !sigma || !t) {
-        free(score), free(sigma), free(t);
-        return err_set(e, "sedd_sample: out of memory for %zu scores", n_pos * V);
+    if (!sigma || !t) {
+        free(sigma), free(t);
+        return err_set(e, "sedd_sample: out of memory");
     }
     /* the limit distribution: all mask (absorb) or uniform tokens (step 0 of Philox) */
     for (size_t p = 0; p < n_pos; p++) {
@@ -149,43 +137,50 @@ int sedd_sample(const sedd_graph *g, const sedd_noise *nz, const sedd_sample_opt
         }
         x[p] = sedd_graph_sample_limit(g, tok);
     }
+    struct sample_bufs d;
+    if (bufs_init(be, &d, n_pos, V, B, x, fixed, ids, replay && replay->gumbel_u, e) < 0) {
+        free(sigma), free(t);
+        return ERR_FAIL;
+    }
     sedd_noise_timesteps(o->steps, o->eps, t);
     const double dt = (1 - o->eps) / o->steps;
-    sedd_draw tmpl = {.precision = o->precision, .seed = o->seed};
+    be_sedd_step st = {.absorb = absorb, .n_tokens = g->n, .precision = o->precision,
+                       .seed = o->seed, .B = B, .L = L, .ids = d.ids};
     int rc = 0;
     for (int k = 0; k <= o->steps && rc == 0; k++) {
         bool denoise = k == o->steps;
         if (denoise && !o->denoise) break;
-        project(x, fixed, n_pos);
+        if (d.fixed) be->sedd_project(d.x, d.fixed, n_pos);
         double tk = t[k];
         double sig = sedd_noise_total(nz, tk);
         for (int b = 0; b < B; b++) sigma[b] = (float)sig;
-        rc = fn(ctx, x, sigma, B, L, score, e);
+        rc = fn(ctx, d.x, sigma, B, L, d.score, e);
         if (rc < 0) break;
-        /* scores in exp space, only at the positions that draw (absorb: the masked ones) */
-#pragma omp parallel for schedule(static) if (n_pos * V > (1u << 18))
-        for (size_t p = 0; p < n_pos; p++) {
-            if (g->type == CONFIG_GRAPH_ABSORB && x[p] != g->n) continue;
-            float *row = score + p * V;
-            for (size_t y = 0; y < V; y++) row[y] = expf(row[y]);
-        }
-        tmpl.step = (uint32_t)k + 1;
-        const float *stored = replay && replay->gumbel_u ? replay->gumbel_u[k] : NULL;
+        st.step = (uint32_t)k + 1;
         if (denoise) {
-            rc = sample_positions(g, STEP_DENOISE, sig, B, L, score, ids, &tmpl, stored, x, e);
+            st.kind = BE_SEDD_DENOISE;
+            st.param = sig;
         } else if (o->predictor == SEDD_PRED_EULER) {
-            double dt_dsigma = (double)(float)dt * sedd_noise_rate(nz, tk);
-            rc = sample_positions(g, STEP_EULER, dt_dsigma, B, L, score, ids, &tmpl, stored, x, e);
+            st.kind = BE_SEDD_EULER;
+            st.param = (double)(float)dt * sedd_noise_rate(nz, tk);
         } else {
-            double next = sedd_noise_total(nz, (double)((float)tk - (float)dt));
-            rc = sample_positions(g, STEP_ANALYTIC, sig - next, B, L, score, ids, &tmpl, stored,
-                                  x, e);
+            st.kind = BE_SEDD_ANALYTIC;
+            st.param = sig - sedd_noise_total(nz, (double)((float)tk - (float)dt));
         }
-        if (rc == 0 && trace) memcpy(trace + (size_t)k * n_pos, x, n_pos * sizeof *x);
+        st.stored = d.stored;
+        if (d.stored) {
+            size_t n_u = denoise && absorb ? V - 1 : V;
+            rc = be->to_device(d.stored, replay->gumbel_u[k], n_pos * n_u * sizeof *d.stored, e);
+        }
+        if (rc == 0) rc = be->sedd_step(d.x, d.score, &st, e);
+        if (rc == 0 && trace)
+            rc = be->to_host(trace + (size_t)k * n_pos, d.x, n_pos * sizeof *x, e);
         if (rc == 0 && o->progress) o->progress(o->progress_ctx, k + 1);
     }
-    project(x, fixed, n_pos);
-    free(score), free(sigma), free(t);
+    if (rc == 0 && d.fixed) be->sedd_project(d.x, d.fixed, n_pos);
+    if (rc == 0) rc = be->to_host(x, d.x, n_pos * sizeof *x, e);
+    bufs_free(be, &d);
+    free(sigma), free(t);
     return rc;
 }
 

@@ -2,6 +2,8 @@
  * (seed, record id, step, position), the Euler and analytic predictors, the denoiser, the time grid
  * loop and projection of fixed positions — and the score-entropy loss of one sequence (spec §5).
  * Ownership: caller buffers throughout; the score function is the caller's (usually sedd_forward).
+ * The sampling loop runs on any backend through its SEDD ops (backend.h; the CPU backend's are
+ * this file's per-position functions in loops, lib/backend_cpu_sedd.c).
  * Errors: ERR_FAIL from the score function or an allocation, with the message in e. */
 #ifndef DLM_SEDD_SAMPLER_H
 #define DLM_SEDD_SAMPLER_H
@@ -9,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "err.h"
 #include "sedd_graph.h"
 #include "sedd_noise.h"
@@ -44,7 +47,9 @@ int64_t sedd_sampler_denoise_probs(const sedd_graph *g, int64_t x, const float *
 
 /* Log-scores of B sequences of length L at total noise sigma[b]: what the sampler and the loss
  * call (sedd_forward behind a context). With an absorbing graph they read only the rows at
- * masked positions, so a function may leave the others as scratch (sedd_score_masked). */
+ * masked positions, so a function may leave the others as scratch (sedd_score_masked). x and
+ * log_score are host memory for the loss and the bound, the sampler's backend memory for
+ * sedd_sample; sigma is always host memory. */
 typedef int (*sedd_score_fn)(void *ctx, const int64_t *x /* (B,L) */, const float *sigma /* (B) */,
                              int B, int L, float *log_score /* (B,L,V) */, err_t *e);
 
@@ -68,15 +73,18 @@ typedef struct sedd_replay {
 } sedd_replay;
 
 /* Runs the sampler of the original (get_pc_sampler) on B sequences of length L with record ids
- * ids[b]. fixed (B,L) (may be NULL) holds the token to keep at each position or −1: projected
- * before every step, before the denoiser and on the result (prefix, suffix, any positions).
+ * ids[b], on backend be: the state and the scores live in be's memory (fn must take x (B,L) and
+ * write log_score (B,L,V) there: sedd_score_device, or any host-memory function with the CPU
+ * backend), each step is be's sedd_project, fn, sedd_step, and no score comes back to the host.
+ * fixed (B,L) (may be NULL) holds the token to keep at each position or −1: projected before
+ * every step, before the denoiser and on the result (prefix, suffix, any positions).
  * x (B,L) receives the samples; trace (steps + 1, B, L), if not NULL, the state after each call
- * (before the next projection). replay NULL draws from Philox.
- * @return 0 or ERR_FAIL. */
-int sedd_sample(const sedd_graph *g, const sedd_noise *nz, const sedd_sample_opts *o,
-                sedd_score_fn fn, void *ctx, int B, int L, const uint64_t *ids /* (B) */,
-                const int64_t *fixed, const sedd_replay *replay, int64_t *x, int64_t *trace,
-                err_t *e);
+ * (before the next projection). replay NULL draws from Philox. ids, fixed, replay, x and trace
+ * are host memory. @return 0 or ERR_FAIL. */
+int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
+                const sedd_sample_opts *o, sedd_score_fn fn, void *ctx, int B, int L,
+                const uint64_t *ids /* (B) */, const int64_t *fixed, const sedd_replay *replay,
+                int64_t *x, int64_t *trace, err_t *e);
 
 /* Score-entropy loss of one sequence x0 (L) at time t (spec §5.1): x_t is drawn with move
  * uniforms u (L) (and rand_tokens (L) for uniform); the model is called once.

@@ -113,7 +113,8 @@ static void test_loop(enum config_graph type, enum sedd_predictor pred, const ch
     sedd_sample_opts o = {.predictor = pred, .steps = 8, .eps = 1e-5, .denoise = true,
                           .precision = 64, .seed = 1};
     err_t e;
-    CHECK(sedd_sample(&g, &nz, &o, toy_score, &g, B, L, ids, fixed, NULL, x, trace, &e) == 0,
+    CHECK(sedd_sample(&backend_cpu, &g, &nz, &o, toy_score, &g, B, L, ids, fixed, NULL, x, trace,
+                      &e) == 0,
           "%s: samples", name);
     int ok = 1, kept = 1;
     for (int p = 0; p < B * L; p++) {
@@ -124,8 +125,8 @@ static void test_loop(enum config_graph type, enum sedd_predictor pred, const ch
     CHECK(kept, "%s: fixed prefix and suffix kept", name);
     CHECK(memcmp(trace + 8 * B * L, x, sizeof x) == 0, "%s: trace ends with the samples", name);
     /* record 12 alone gives the same sample as inside the batch */
-    CHECK(sedd_sample(&g, &nz, &o, toy_score, &g, 1, L, ids + 2, fixed + 2 * L, NULL, x1, NULL,
-                      &e) == 0 && memcmp(x1, x + 2 * L, sizeof x1) == 0,
+    CHECK(sedd_sample(&backend_cpu, &g, &nz, &o, toy_score, &g, 1, L, ids + 2, fixed + 2 * L,
+                      NULL, x1, NULL, &e) == 0 && memcmp(x1, x + 2 * L, sizeof x1) == 0,
           "%s: a record's sample does not depend on the batch", name);
 }
 
