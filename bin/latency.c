@@ -46,7 +46,7 @@ static int usage(FILE *fp, int status)
             "  -r, --repeats R        timed runs per row [5]\n"
             "  -w, --warmup W         untimed runs before them [1]\n"
             "  -f, --format F         csv or json [csv]\n"
-            "      --device DEV       cpu or cuda (the GPU: models, KV cache and sampler) [cpu]\n"
+            "      --device DEV       cpu or cuda (models and KV cache on the GPU) [cpu]\n"
             "      --precision P      fp32 or bf16 (cuda only: bf16 tensor-core matrix products,\n"
             "                         fp32 storage and accumulation) [fp32]\n"
             "      --seed S           random seed of the draws [0]\n"
@@ -184,7 +184,10 @@ static int32_t draw(float *logits, int V, uint64_t seed, uint64_t row, int pos)
     for (int j = 1; j < V; j++)
         if (logits[j] > mx) mx = logits[j];
     double total = 0;
-    for (int j = 0; j < V; j++) total += logits[j] = expf(logits[j] - mx);
+    for (int j = 0; j < V; j++) {
+        logits[j] = expf(logits[j] - mx);
+        total += logits[j];
+    }
     uint32_t w[4];
     philox_draw(seed, row, 0, (uint32_t)pos, 0, w);
     double target = philox_u01_f64(w[0], w[1]) * total, cum = 0;
