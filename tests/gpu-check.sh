@@ -29,7 +29,8 @@
 # present: pipelines/latency.gp on the Figure 1 rows).
 # Environment: GPU_CHECK_OUT, GPU_CHECK_MODELS [build/gpu-check-models], GPU_CHECK_BUDGET,
 # PYTHON [python3, the one with a CUDA build of PyTorch], JOBS [nproc], BUILD [build/release].
-# Needs the Debian libraries of `make deps` on the machine (the build links them).
+# Needs the Debian libraries of `make deps` on the machine (the build links them) and, for the
+# tokenizer set, data/gpt2 or data/cache (gitignored: the device runner must carry one of them).
 #
 # Time budget on an H200 with 16 cores (napkin estimates before any run; the protocol is
 # latency's: W warm-up and R timed runs, median):
