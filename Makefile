@@ -181,9 +181,11 @@ unit-tests: $(UNIT_BIN) $(SUPPORT_BIN)
 test: tools data unit-tests $(KERNEL_TEST_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(KERNEL_TEST_BIN)
 
-# on a GPU machine: CUDA build for sm_90, every kernel vs the CPU, one summary table (< 8 min)
+# on a GPU machine: CUDA build for sm_90, every kernel and fixture set vs the CPU, the timings
+# beside PyTorch, one summary table (< 8 min); results in GPU_CHECK_OUT (the device runner: $OUT)
+GPU_CHECK_OUT ?= build/gpu-check
 gpu-check:
-	@sh tests/gpu-check.sh
+	@GPU_CHECK_OUT='$(GPU_CHECK_OUT)' sh tests/gpu-check.sh
 
 fixture-check: bin/fixture-check data
 	@test -n "$(DIR)" || { echo "usage: make fixture-check DIR=<fixture dir>" >&2; exit 2; }

@@ -3,7 +3,10 @@
  * against SEDD's sampler of the original code at k steps (k predictor calls of the model on the
  * whole (B, L) batch, then the denoiser) — as in the paper's Figure 1 (specs/eval.md §8).
  * Warm-up runs, then the median and the 10th/90th percentiles of R timed runs; model loading is
- * not timed. Prints CSV or JSON rows (model, steps, batch, length, median_s, p10, p90, repeats). */
+ * not timed. On --device cuda the models run on the GPU; a run ends with its tokens in host
+ * memory (GPT-2's logits come back for every draw, SEDD's tokens at the end), so each timed run
+ * includes the device's synchronisation. Prints CSV or JSON rows (model, steps, batch, length,
+ * median_s, p10, p90, repeats, device, precision). */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -43,7 +46,9 @@ static int usage(FILE *fp, int status)
             "  -r, --repeats R        timed runs per row [5]\n"
             "  -w, --warmup W         untimed runs before them [1]\n"
             "  -f, --format F         csv or json [csv]\n"
-            "      --device DEV       cpu (cuda: not yet) [cpu]\n"
+            "      --device DEV       cpu or cuda (models and KV cache on the GPU) [cpu]\n"
+            "      --precision P      fp32 or bf16 (cuda only: bf16 tensor-core matrix products,\n"
+            "                         fp32 storage and accumulation) [fp32]\n"
             "      --seed S           random seed of the draws [0]\n"
             "  -j, --threads N        threads, 0 = all cores [0]\n"
             "  -o, --output FILE      write here, atomically [stdout]\n"
@@ -58,14 +63,15 @@ enum { MAX_LIST = 64 };
 
 struct options {
     struct cli_common common;
-    const char *gpt2, *sedd, *device, *format;
+    const char *gpt2, *sedd, *format, *precision;
+    device_kind device;
     int steps[MAX_LIST], n_steps, batch[MAX_LIST], n_batch;
     long long length, repeats, warmup;
     enum sedd_predictor predictor;
 };
 
-enum { OPT_GPT2 = 256, OPT_SEDD, OPT_STEPS, OPT_BATCH, OPT_SAMPLER, OPT_DEVICE, OPT_SEED,
-       OPT_VERSION };
+enum { OPT_GPT2 = 256, OPT_SEDD, OPT_STEPS, OPT_BATCH, OPT_SAMPLER, OPT_DEVICE, OPT_PRECISION,
+       OPT_SEED, OPT_VERSION };
 
 /* Parses a comma-separated list of integers in [lo, hi] into out (at most MAX_LIST), or dies
  * with exit 2 naming the option. @return the count. */
@@ -92,6 +98,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"length", required_argument, NULL, 'l'}, {"sampler", required_argument, NULL, OPT_SAMPLER},
         {"repeats", required_argument, NULL, 'r'}, {"warmup", required_argument, NULL, 'w'},
         {"format", required_argument, NULL, 'f'}, {"device", required_argument, NULL, OPT_DEVICE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"seed", required_argument, NULL, OPT_SEED}, {"threads", required_argument, NULL, 'j'},
         {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
@@ -102,7 +109,8 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->repeats = 5;
     o->warmup = 1;
     o->format = "csv";
-    o->device = "cpu";
+    o->precision = "fp32";
+    const char *device = "cpu";
     o->predictor = SEDD_PRED_ANALYTIC;
     int c;
     while ((c = getopt_long(argc, argv, "l:r:w:f:j:o:h", longopts, NULL)) != -1) {
@@ -124,7 +132,8 @@ static void parse_options(int argc, char **argv, struct options *o)
                 die_usage("--format must be csv or json, not '%s'", optarg);
             o->format = optarg;
             break;
-        case OPT_DEVICE: o->device = optarg; break;
+        case OPT_DEVICE: device = optarg; break;
+        case OPT_PRECISION: o->precision = optarg; break;
         case OPT_SEED: o->common.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
         case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
         case 'o': o->common.output = optarg; break;
@@ -135,12 +144,12 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
     if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
     if (!o->gpt2 && !o->sedd) die_usage("give --gpt2 DIR, --sedd DIR or both");
+    if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0)
+        die_usage("--device must be cpu or cuda, not '%s'", device);
+    if (strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
+        die_usage("--precision must be fp32 or bf16, not '%s'", o->precision);
     err_t e;
-    device_kind dev;
-    if (strcmp(o->device, "cpu") != 0 && strcmp(o->device, "cuda") != 0)
-        die_usage("--device must be cpu or cuda, not '%s'", o->device);
-    if (device_parse(o->device, &dev, &e) < 0) die_usage("%s", e.msg);
-    if (dev != DEVICE_CPU) die_usage("--device %s: latency runs on the CPU only so far", o->device);
+    if (device_parse(device, &o->device, &e) < 0) die_usage("%s", e.msg);
 }
 
 static double now_s(void)
@@ -166,19 +175,24 @@ struct bench {
     uint64_t seed;
 };
 
-/* Draws a token from the softmax of logits (V) with the uniform Philox(seed, row, 0, pos). */
-static int32_t draw(const float *logits, int V, uint64_t seed, uint64_t row, int pos)
+/* Draws a token from the softmax of logits (V) with the uniform Philox(seed, row, 0, pos), by
+ * the inverse of its cumulative sum; overwrites logits with the unnormalised probabilities (one
+ * exponential per entry: the draw is on the timed path of every decoded token). */
+static int32_t draw(float *logits, int V, uint64_t seed, uint64_t row, int pos)
 {
     float mx = logits[0];
     for (int j = 1; j < V; j++)
         if (logits[j] > mx) mx = logits[j];
     double total = 0;
-    for (int j = 0; j < V; j++) total += exp((double)(logits[j] - mx));
+    for (int j = 0; j < V; j++) {
+        logits[j] = expf(logits[j] - mx);
+        total += logits[j];
+    }
     uint32_t w[4];
     philox_draw(seed, row, 0, (uint32_t)pos, 0, w);
     double target = philox_u01_f64(w[0], w[1]) * total, cum = 0;
     for (int j = 0; j < V; j++)
-        if ((cum += exp((double)(logits[j] - mx))) > target) return j;
+        if ((cum += logits[j]) > target) return j;
     return V - 1;
 }
 
@@ -192,6 +206,7 @@ static void run_gpt2(struct bench *b, int B)
     struct gpt2_out po = {.logits = b->logits, .logits_last = 1};
     if (gpt2_forward(b->gpt2, b->state, 0, B, 1, b->tok, 0, NULL, &po, &e) < 0) die("%s", e.msg);
     for (int k = 1; k <= b->L; k++) {
+#pragma omp parallel for if (B > 1)
         for (int r = 0; r < B; r++) {
             b->tok[r] = draw(b->logits + (size_t)r * V, V, b->seed, (uint64_t)r, k);
             b->pos[r] = k;
@@ -232,26 +247,37 @@ struct row {
     double median, p10, p90;
 };
 
-static void print_rows(FILE *fp, const struct options *o, const struct row *rows, int n, int L,
-                       int threads)
+/* The output is written row by row as each is measured (flushed), so what a run that is stopped
+ * early has measured is on stdout: print_head, then print_row for row i = 0, 1, ..., then
+ * print_tail. */
+static void print_head(FILE *fp, const struct options *o, int threads)
 {
-    if (strcmp(o->format, "csv") == 0) {
-        fprintf(fp, "model,steps,batch,length,median_s,p10,p90,repeats\n");
-        for (int i = 0; i < n; i++)
-            fprintf(fp, "%s,%d,%d,%d,%.6g,%.6g,%.6g,%lld\n", rows[i].model, rows[i].steps,
-                    rows[i].batch, L, rows[i].median, rows[i].p10, rows[i].p90, o->repeats);
-        return;
-    }
-    fprintf(fp, "{\"tool\": \"latency\", \"device\": \"%s\", \"threads\": %d, \"warmup\": %lld, "
-                "\"sampler\": \"%s\", \"rows\": [",
-            o->device, threads, o->warmup,
-            o->predictor == SEDD_PRED_ANALYTIC ? "analytic" : "euler");
-    for (int i = 0; i < n; i++)
+    if (strcmp(o->format, "csv") == 0)
+        fprintf(fp, "model,steps,batch,length,median_s,p10,p90,repeats,device,precision\n");
+    else
+        fprintf(fp, "{\"tool\": \"latency\", \"device\": \"%s\", \"precision\": \"%s\", "
+                    "\"threads\": %d, \"warmup\": %lld, \"sampler\": \"%s\", \"rows\": [",
+                device_name(o->device), o->precision, threads, o->warmup,
+                o->predictor == SEDD_PRED_ANALYTIC ? "analytic" : "euler");
+    fflush(fp);
+}
+
+static void print_row(FILE *fp, const struct options *o, const struct row *r, int i, int L)
+{
+    if (strcmp(o->format, "csv") == 0)
+        fprintf(fp, "%s,%d,%d,%d,%.6g,%.6g,%.6g,%lld,%s,%s\n", r->model, r->steps, r->batch, L,
+                r->median, r->p10, r->p90, o->repeats, device_name(o->device), o->precision);
+    else
         fprintf(fp, "%s\n  {\"model\": \"%s\", \"steps\": %d, \"batch\": %d, \"length\": %d, "
                     "\"median_s\": %.6g, \"p10\": %.6g, \"p90\": %.6g, \"repeats\": %lld}",
-                i ? "," : "", rows[i].model, rows[i].steps, rows[i].batch, L, rows[i].median,
-                rows[i].p10, rows[i].p90, o->repeats);
-    fprintf(fp, "\n]}\n");
+                i ? "," : "", r->model, r->steps, r->batch, L, r->median, r->p10, r->p90,
+                o->repeats);
+    fflush(fp);
+}
+
+static void print_tail(FILE *fp, const struct options *o)
+{
+    if (strcmp(o->format, "json") == 0) fprintf(fp, "\n]}\n");
 }
 
 int main(int argc, char **argv)
@@ -264,16 +290,19 @@ int main(int argc, char **argv)
     backend_cpu_set_threads(threads);
     sedd_set_threads(threads);
     err_t e;
+    const backend *be = device_backend(o.device, &e);
+    if (!be) die("%s", e.msg);
+    if (device_set_precision(o.device, o.precision, &e) < 0) die_usage("%s", e.msg);
     struct bench b = {.seed = o.common.seed};
     int maxB = 0, ctx = 1 << 30;
     for (int i = 0; i < o.n_batch; i++)
         if (o.batch[i] > maxB) maxB = o.batch[i];
     if (o.gpt2) {
-        if (!(b.gpt2 = gpt2_load(o.gpt2, NULL, &backend_cpu, &e))) die("%s", e.msg);
+        if (!(b.gpt2 = gpt2_load(o.gpt2, NULL, be, &e))) die("%s", e.msg);
         ctx = (int)gpt2_config(b.gpt2)->n_positions;
     }
     if (o.sedd) {
-        if (!(b.sedd = sedd_load(o.sedd, NULL, &e))) die("%s", e.msg);
+        if (!(b.sedd = sedd_load(o.sedd, be, &e))) die("%s", e.msg);
         const struct config_sedd *cfg = sedd_config(b.sedd);
         if (cfg->length < ctx) ctx = (int)cfg->length;
         sedd_graph_init(&b.graph, cfg->graph, cfg->tokens);
@@ -299,10 +328,12 @@ int main(int argc, char **argv)
         for (int r = 0; r < maxB; r++) b.ids[r] = (uint64_t)r;
     }
 
-    int n_rows = o.n_batch * ((b.gpt2 ? 1 : 0) + (b.sedd ? o.n_steps : 0)), n = 0;
-    struct row *rows = calloc((size_t)n_rows, sizeof *rows);
     double *t = malloc((size_t)o.repeats * sizeof *t);
-    if (!rows || !t) die("out of memory");
+    if (!t) die("out of memory");
+    cli_output out;
+    cli_output_open(&out, o.common.output, false, false);
+    print_head(out.fp, &o, threads);
+    int n = 0;
     for (int bi = 0; bi < o.n_batch; bi++) {
         int B = o.batch[bi];
         for (int si = -1; si < (b.sedd ? o.n_steps : 0); si++) {
@@ -315,15 +346,14 @@ int main(int argc, char **argv)
             }
             qsort(t, (size_t)o.repeats, sizeof *t, cmp_double);
             int R = (int)o.repeats;
-            rows[n++] = (struct row){si < 0 ? "gpt2" : "sedd", si < 0 ? b.L : o.steps[si], B,
-                                     quantile(t, R, 0.5), quantile(t, R, 0.1), quantile(t, R, 0.9)};
+            struct row r = {si < 0 ? "gpt2" : "sedd", si < 0 ? b.L : o.steps[si], B,
+                            quantile(t, R, 0.5), quantile(t, R, 0.1), quantile(t, R, 0.9)};
+            print_row(out.fp, &o, &r, n++, b.L);
         }
     }
-    cli_output out;
-    cli_output_open(&out, o.common.output, false, false);
-    print_rows(out.fp, &o, rows, n, b.L, threads);
+    print_tail(out.fp, &o);
     cli_output_commit(&out);
-    free(rows), free(t), free(b.logits), free(b.tok), free(b.pos), free(b.ids), free(b.x);
+    free(t), free(b.logits), free(b.tok), free(b.pos), free(b.ids), free(b.x);
     gpt2_state_free(b.state);
     gpt2_free(b.gpt2);
     sedd_free(b.sedd);

@@ -2,7 +2,8 @@
 the given shape) timed on the same jobs as ours -- scoring (logits + log-softmax of the next
 token) at B x T, and sampling N tokens with a KV cache at batch B. Prints one line per job:
 "<job> <tokens per second>". Written for this benchmark; follows the GPT-2 definition in
-shared/specs/gpt2.md section 2 (Conv1D weights [in, out], tanh GELU, pre-LN blocks)."""
+shared/specs/gpt2.md section 2 (Conv1D weights [in, out], tanh GELU, pre-LN blocks).
+latency_torch.py imports the model for the GPU timings (and writes its weights as a checkpoint)."""
 import math
 import sys
 import time
@@ -12,18 +13,37 @@ import torch.nn.functional as F
 
 
 class GPT2(torch.nn.Module):
-    def __init__(self, L, H, C, V, NP):
+    """Random weights (N(0, 0.02), unit norms, zero biases) made on `device`."""
+
+    def __init__(self, L, H, C, V, NP, device="cpu"):
         super().__init__()
         self.L, self.H, self.C = L, H, C
-        g = torch.Generator().manual_seed(0)
-        r = lambda *s: torch.randn(*s, generator=g) * 0.02
+        g = torch.Generator(device=device).manual_seed(0)
+        r = lambda *s: torch.randn(*s, generator=g, device=device) * 0.02
+        one = lambda n: torch.ones(n, device=device)
+        zero = lambda n: torch.zeros(n, device=device)
         self.wte, self.wpe = r(V, C), r(NP, C)
-        self.blocks = [dict(ln1w=torch.ones(C), ln1b=torch.zeros(C), attn_w=r(C, 3 * C),
-                            attn_b=torch.zeros(3 * C), proj_w=r(C, C), proj_b=torch.zeros(C),
-                            ln2w=torch.ones(C), ln2b=torch.zeros(C), fc_w=r(C, 4 * C),
-                            fc_b=torch.zeros(4 * C), fcp_w=r(4 * C, C), fcp_b=torch.zeros(C))
+        self.blocks = [dict(ln1w=one(C), ln1b=zero(C), attn_w=r(C, 3 * C),
+                            attn_b=zero(3 * C), proj_w=r(C, C), proj_b=zero(C),
+                            ln2w=one(C), ln2b=zero(C), fc_w=r(C, 4 * C),
+                            fc_b=zero(4 * C), fcp_w=r(4 * C, C), fcp_b=zero(C))
                        for _ in range(L)]
-        self.lnfw, self.lnfb = torch.ones(C), torch.zeros(C)
+        self.lnfw, self.lnfb = one(C), zero(C)
+
+    def hf_names(self):
+        """(name, tensor) pairs in the layout of the Hugging Face checkpoints (Conv1D [in, out])."""
+        yield "wte.weight", self.wte
+        yield "wpe.weight", self.wpe
+        keys = (("ln1w", "ln_1.weight"), ("ln1b", "ln_1.bias"), ("attn_w", "attn.c_attn.weight"),
+                ("attn_b", "attn.c_attn.bias"), ("proj_w", "attn.c_proj.weight"),
+                ("proj_b", "attn.c_proj.bias"), ("ln2w", "ln_2.weight"), ("ln2b", "ln_2.bias"),
+                ("fc_w", "mlp.c_fc.weight"), ("fc_b", "mlp.c_fc.bias"),
+                ("fcp_w", "mlp.c_proj.weight"), ("fcp_b", "mlp.c_proj.bias"))
+        for i, p in enumerate(self.blocks):
+            for k, name in keys:
+                yield f"h.{i}.{name}", p[k]
+        yield "ln_f.weight", self.lnfw
+        yield "ln_f.bias", self.lnfb
 
     def forward(self, ids, cache=None, past=0):
         B, T = ids.shape
@@ -40,7 +60,7 @@ class GPT2(torch.nn.Module):
             new_cache.append((k, v))
             s = (q @ k.transpose(-1, -2)) / math.sqrt(d)
             if T > 1:
-                mask = torch.ones(T, past + T, dtype=torch.bool).tril(past)
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=ids.device).tril(past)
                 s = s.masked_fill(~mask, float("-inf"))
             a = (s.softmax(-1) @ v).transpose(1, 2).reshape(B * T, C)
             x = x + torch.addmm(p["proj_b"], a, p["proj_w"]).view(B, T, C)

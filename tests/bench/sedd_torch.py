@@ -1,7 +1,8 @@
-"""SEDD in PyTorch for the CPU benchmark only (bench_sedd.sh): the same model shape and the same
-per-step work as sedd-sample (analytic predictor, absorbing graph) and sedd-score (score-entropy
-loss), written here from ../shared/specs/sedd.md. It also writes random weights of a shape as a
-released-layout checkpoint (config.json + model.safetensors, BF16) for our tools to load.
+"""SEDD in PyTorch for the benchmarks only (bench_sedd.sh on the CPU; latency_torch.py, which
+imports it, on the GPU): the same model shape and the same per-step work as sedd-sample (analytic
+predictor, absorbing graph) and sedd-score (score-entropy loss), written here from
+../shared/specs/sedd.md. It also writes random weights of a shape as a released-layout checkpoint
+(config.json + model.safetensors, BF16) for our tools to load.
 
     python3 sedd_torch.py write DIR small|tiny
     python3 sedd_torch.py time small|tiny LENGTH BATCH THREADS STEPS K
@@ -31,40 +32,49 @@ def config(shape):
                       "dropout": 0.1}}
 
 
+def dims_of(cfg):
+    """The SHAPES tuple of a released-layout config.json (a dict)."""
+    m = cfg["model"]
+    return cfg["tokens"], m["hidden_size"], m["cond_dim"], m["n_heads"], m["n_blocks"]
+
+
 class Block(torch.nn.Module):
-    def __init__(self, h, c):
+    def __init__(self, h, c, device):
         super().__init__()
-        self.norm1 = torch.nn.Parameter(torch.ones(h))
-        self.attn_qkv = torch.nn.Linear(h, 3 * h, bias=False)
-        self.attn_out = torch.nn.Linear(h, h, bias=False)
-        self.norm2 = torch.nn.Parameter(torch.ones(h))
-        self.fc1 = torch.nn.Linear(h, 4 * h)
-        self.fc2 = torch.nn.Linear(4 * h, h)
-        self.ada = torch.nn.Linear(c, 6 * h)
+        self.norm1 = torch.nn.Parameter(torch.ones(h, device=device))
+        self.attn_qkv = torch.nn.Linear(h, 3 * h, bias=False, device=device)
+        self.attn_out = torch.nn.Linear(h, h, bias=False, device=device)
+        self.norm2 = torch.nn.Parameter(torch.ones(h, device=device))
+        self.fc1 = torch.nn.Linear(h, 4 * h, device=device)
+        self.fc2 = torch.nn.Linear(4 * h, h, device=device)
+        self.ada = torch.nn.Linear(c, 6 * h, device=device)
 
 
 class Sedd(torch.nn.Module):
-    def __init__(self, shape):
+    """Random weights of dims = (tokens, hidden, cond, heads, blocks), made on `device`."""
+
+    def __init__(self, dims, device="cpu"):
         super().__init__()
-        n, h, c, nh, nb = SHAPES[shape]
+        n, h, c, nh, nb = dims
         self.v, self.h, self.nh = n + 1, h, nh
-        self.embed = torch.nn.Parameter(torch.randn(n + 1, h) * 0.02)
-        self.map0 = torch.nn.Linear(256, c)
-        self.map2 = torch.nn.Linear(c, c)
-        self.blocks = torch.nn.ModuleList(Block(h, c) for _ in range(nb))
-        self.norm_f = torch.nn.Parameter(torch.ones(h))
-        self.out = torch.nn.Linear(h, n + 1)
-        self.out_ada = torch.nn.Linear(c, 2 * h)
+        self.embed = torch.nn.Parameter(torch.randn(n + 1, h, device=device) * 0.02)
+        self.map0 = torch.nn.Linear(256, c, device=device)
+        self.map2 = torch.nn.Linear(c, c, device=device)
+        self.blocks = torch.nn.ModuleList(Block(h, c, device) for _ in range(nb))
+        self.norm_f = torch.nn.Parameter(torch.ones(h, device=device))
+        self.out = torch.nn.Linear(h, n + 1, device=device)
+        self.out_ada = torch.nn.Linear(c, 2 * h, device=device)
 
     def forward(self, x, sigma):
         b, L = x.shape
         h, nh = self.h, self.nh
         d = h // nh
-        freqs = torch.exp(-math.log(10000) * torch.arange(128, dtype=torch.float32) / 128)
+        dev = x.device
+        freqs = torch.exp(-math.log(10000) * torch.arange(128, dtype=torch.float32, device=dev) / 128)
         a = sigma[:, None].float() * freqs[None]
         c = F.silu(self.map2(F.silu(self.map0(torch.cat([torch.cos(a), torch.sin(a)], -1)))))
-        inv = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
-        th = torch.arange(L).float()[:, None] * inv[None]
+        inv = 1.0 / (10000 ** (torch.arange(0, d, 2, device=dev).float() / d))
+        th = torch.arange(L, device=dev).float()[:, None] * inv[None]
         th = torch.cat([th, th], -1)
         cos, sin = th.cos()[None, :, None, :], th.sin()[None, :, None, :]
 
@@ -89,9 +99,24 @@ class Sedd(torch.nn.Module):
         return torch.scatter(out, -1, x[..., None], torch.zeros_like(out[..., :1]))
 
 
-def write(dirname, shape):
-    torch.manual_seed(0)
-    m = Sedd(shape)
+def write_safetensors(path, named):
+    """Writes (name, tensor) pairs to path as a safetensors file of BF16 tensors."""
+    header, blobs, off = {}, [], 0
+    for name, t in named:
+        raw = t.detach().to(torch.bfloat16).contiguous().cpu().view(torch.int16).numpy().tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for b in blobs:
+            f.write(b)
+
+
+def released_names(m):
+    """m's tensors under the names of the released checkpoints (SEDD's DDiT module)."""
     names = {"embed": "vocab_embed.embedding", "map0.weight": "sigma_map.mlp.0.weight",
              "map0.bias": "sigma_map.mlp.0.bias", "map2.weight": "sigma_map.mlp.2.weight",
              "map2.bias": "sigma_map.mlp.2.bias", "norm_f": "output_layer.norm_final.weight",
@@ -103,25 +128,59 @@ def write(dirname, shape):
            "fc1.weight": "mlp.0.weight", "fc1.bias": "mlp.0.bias", "fc2.weight": "mlp.2.weight",
            "fc2.bias": "mlp.2.bias", "ada.weight": "adaLN_modulation.weight",
            "ada.bias": "adaLN_modulation.bias"}
-    header, blobs, off = {}, [], 0
     for k, t in m.state_dict().items():
         if k.startswith("blocks."):
             _, i, rest = k.split(".", 2)
-            name = f"blocks.{i}.{sub[rest]}"
+            yield f"blocks.{i}.{sub[rest]}", t
         else:
-            name = names[k]
-        raw = t.to(torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes()
-        header[name] = {"dtype": "BF16", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(f"{dirname}/model.safetensors", "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for b in blobs:
-            f.write(b)
+            yield names[k], t
+
+
+def write(dirname, shape):
+    torch.manual_seed(0)
+    write_safetensors(f"{dirname}/model.safetensors", released_names(Sedd(SHAPES[shape])))
     with open(f"{dirname}/config.json", "w") as f:
         json.dump(config(shape), f)
+
+
+NOISE_EPS = 1e-3  # the log-linear noise: total noise sigma(t) = -log(1 - (1 - eps) t)
+
+
+def total_noise(t):
+    return -math.log1p(-(1 - NOISE_EPS) * t)
+
+
+def analytic_update(m, x, sigma, dsigma, drop_mask):
+    """One analytic step of the absorbing graph at total noise sigma, moving back by dsigma
+    (the denoiser: dsigma = sigma and the mask column dropped): the model's scores, staggered,
+    times the transposed transition, then a Gumbel-max draw, as sampling.py does."""
+    B, mask = x.shape[0], m.v - 1
+    s = m(x, torch.full((B,), sigma, device=x.device)).exp()
+    stag = s * math.exp(dsigma)
+    stag[..., -1] += -math.expm1(dsigma) * s.sum(-1)
+    tr = torch.where(x[..., None] == mask, -math.expm1(-dsigma), 0.0).expand_as(s).clone()
+    tr[..., -1] = torch.where(x == mask, 1.0, 0.0)
+    tr.scatter_(-1, x[..., None], torch.where(x[..., None] == mask, 1.0, math.exp(-dsigma)))
+    p = stag * tr
+    if drop_mask:
+        p = p[..., :-1]
+    g = 1e-10 - (torch.rand_like(p) + 1e-10).log()
+    return (p / g).argmax(-1)
+
+
+def sample_analytic(m, B, L, steps, denoise, device="cpu"):
+    """B sequences of L tokens from all-mask: `steps` analytic predictor steps on
+    linspace(1, 1e-5, steps + 1), then (denoise) the denoiser at t = 1e-5."""
+    x = torch.full((B, L), m.v - 1, device=device)
+    dt = (1 - 1e-5) / steps
+    for i in range(steps):
+        t = 1 - i * dt
+        sc = total_noise(t)
+        x = analytic_update(m, x, sc, sc - total_noise(t - dt), False)
+    if denoise:
+        sc = total_noise(1e-5)
+        x = analytic_update(m, x, sc, sc, True)
+    return x
 
 
 def best_of(fn, repeats=2):
@@ -136,28 +195,11 @@ def best_of(fn, repeats=2):
 def timing(shape, L, B, threads, steps, K):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    m = Sedd(shape).eval()
-    mask = m.v - 1
-    eps = 1e-3
+    m = Sedd(SHAPES[shape]).eval()
+    mask, eps = m.v - 1, NOISE_EPS
 
     def sample():
-        x = torch.full((B, L), mask)
-        ts = torch.linspace(1, 1e-5, steps + 1)
-        for i in range(steps):  # analytic predictor, as sedd-sample's default
-            t, dt = ts[i], (1 - 1e-5) / steps
-            sc = -torch.log1p(-(1 - eps) * t)
-            sn = -torch.log1p(-(1 - eps) * (t - dt))
-            ds = sc - sn
-            s = m(x, torch.full((B,), float(sc))).exp()
-            stag = s * torch.exp(ds)
-            stag[..., -1] += (1 - torch.exp(ds)) * s.sum(-1)
-            tr = torch.where(x[..., None] == mask, -torch.expm1(-ds), 0.0).expand_as(s).clone()
-            tr[..., -1] = torch.where(x == mask, 1.0, 0.0)
-            tr.scatter_(-1, x[..., None], torch.where(x[..., None] == mask, 1.0, torch.exp(-ds)))
-            p = stag * tr
-            g = 1e-10 - (torch.rand_like(p) + 1e-10).log()
-            x = (p / g).argmax(-1)
-        return x
+        return sample_analytic(m, B, L, steps, denoise=False)
 
     def score():
         x0 = torch.randint(0, mask, (B, L))
