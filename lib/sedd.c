@@ -13,13 +13,26 @@
 
 void openblas_set_num_threads(int n); /* OpenBLAS extension */
 
+/* Work buffers of forward calls over up to nb sequences of length L (backend memory), kept by
+ * the model between calls: a sampler calls the forward once per step, and on a GPU allocating
+ * and freeing ~14·L·H floats each time (cudaFree synchronises) would cost more than small steps.
+ * cos and sin hold the rotary tables of length L. */
+struct work {
+    float *x, *h, *qkv, *k, *v, *att, *tmp, *mlp, *tf, *s, *c, *mod, *cos, *sin;
+    int32_t *ids;
+    int nb, L;  /* capacity; nb 0 = nothing allocated */
+};
+
 struct sedd_model {
     struct config_sedd cfg;
     const backend *be;
     sedd_layout layout;
     float *weights;            /* one allocation: every parameter in fp32 (layout.total) */
     sedd_weights w;            /* views into weights */
+    struct work work;          /* forward buffers, grown on demand */
 };
+
+static void work_free(const backend *be, struct work *w);
 
 const struct config_sedd *sedd_config(const sedd_model_t *m) { return &m->cfg; }
 
@@ -27,6 +40,7 @@ void sedd_free(sedd_model_t *m)
 {
     if (!m) return;
     if (m->weights) m->be->free(m->weights);
+    work_free(m->be, &m->work);
     sedd_weights_unbind(&m->w);
     sedd_layout_free(&m->layout);
     free(m);
@@ -107,11 +121,6 @@ void sedd_set_threads(int n)
     openblas_set_num_threads(1); /* every sgemm call is one tile of an OpenMP loop */
 }
 
-/* Work buffers of one forward call over nb sequences of length L (backend memory). */
-struct work {
-    float *x, *h, *qkv, *k, *v, *att, *tmp, *mlp, *tf, *s, *c, *mod, *cos, *sin;
-    int32_t *ids;
-};
 
 static void work_free(const backend *be, struct work *w)
 {
@@ -119,26 +128,46 @@ static void work_free(const backend *be, struct work *w)
                    &w->tf, &w->s, &w->c, &w->mod, &w->cos, &w->sin};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) be->free(*f[i]), *f[i] = NULL;
     be->free(w->ids);
+    w->ids = NULL;
+    w->nb = w->L = 0;
 }
 
-static int work_alloc(const backend *be, struct work *w, size_t nb, size_t L, size_t H, size_t C,
-                      size_t d, err_t *e)
+/* The model's work buffers for nb sequences of length L: the kept ones when they are large
+ * enough and of this L, else new ones (the rotary tables computed and uploaded with them).
+ * @return the buffers, or NULL with the message in e (out of memory). */
+static struct work *work_get(sedd_model_t *m, int nb, int L, err_t *e)
 {
-    size_t rows = nb * L;
-    memset(w, 0, sizeof *w);
+    struct work *w = &m->work;
+    if (w->nb >= nb && w->L == L) return w;
+    const backend *be = m->be;
+    work_free(be, w);
+    const size_t H = (size_t)m->cfg.hidden_size, C = (size_t)m->cfg.cond_dim;
+    const size_t d = H / (size_t)m->cfg.n_heads, rows = (size_t)nb * (size_t)L;
     bool ok = (w->x = be->alloc(rows * H * 4)) && (w->h = be->alloc(rows * H * 4)) &&
               (w->qkv = be->alloc(rows * 3 * H * 4)) && (w->k = be->alloc(rows * H * 4)) &&
               (w->v = be->alloc(rows * H * 4)) && (w->att = be->alloc(rows * H * 4)) &&
               (w->tmp = be->alloc(rows * H * 4)) && (w->mlp = be->alloc(rows * 4 * H * 4)) &&
-              (w->tf = be->alloc(nb * SEDD_FREQ * 4)) && (w->s = be->alloc(nb * C * 4)) &&
-              (w->c = be->alloc(nb * C * 4)) && (w->mod = be->alloc(nb * 6 * H * 4)) &&
-              (w->cos = be->alloc(L * d * 4)) && (w->sin = be->alloc(L * d * 4)) &&
+              (w->tf = be->alloc((size_t)nb * SEDD_FREQ * 4)) &&
+              (w->s = be->alloc((size_t)nb * C * 4)) && (w->c = be->alloc((size_t)nb * C * 4)) &&
+              (w->mod = be->alloc((size_t)nb * 6 * H * 4)) &&
+              (w->cos = be->alloc((size_t)L * d * 4)) && (w->sin = be->alloc((size_t)L * d * 4)) &&
               (w->ids = be->alloc(rows * sizeof *w->ids));
-    if (!ok) {
+    float *cs = ok ? malloc((size_t)L * d * 2 * sizeof *cs) : NULL;
+    if (!cs) {
         work_free(be, w);
-        return err_set(e, "sedd_forward: out of memory for %zu rows", rows);
+        return err_set(e, "sedd_forward: out of memory for %zu rows", rows), NULL;
     }
-    return 0;
+    sedd_rotary_tables(L, (int)d, cs, cs + (size_t)L * d);
+    int rc = be->to_device(w->cos, cs, (size_t)L * d * sizeof *cs, e);
+    if (rc == 0) rc = be->to_device(w->sin, cs + (size_t)L * d, (size_t)L * d * sizeof *cs, e);
+    free(cs);
+    if (rc < 0) {
+        work_free(be, w);
+        return NULL;
+    }
+    w->nb = nb;
+    w->L = L;
+    return w;
 }
 
 /* Sends a host copy of a backend buffer to the trace callback. */
@@ -200,9 +229,9 @@ static int masked_log_scores(const sedd_model_t *m, const float *h, float *hc, c
 /* Work memory one forward call may take for its buffers (batches above it are cut in chunks). */
 #define SEDD_WORK_BYTES ((size_t)64 << 20)
 
-/* The forward pass of nb sequences together (work buffers of about 14·L·H floats each). x is
- * host memory; x_dev NULL: out is host memory; else out and x_dev (the same tokens) are backend
- * memory, and on a backend other than the CPU the log-scores are made there. */
+/* The forward pass of nb sequences together (in the model's work buffers: about 14·L·H floats
+ * per sequence). x is host memory; x_dev NULL: out is host memory; else out and x_dev (the same
+ * tokens) are backend memory, and on a backend other than the CPU the log-scores are made there. */
 static int forward_chunk(sedd_model_t *m, const int64_t *x, const int64_t *x_dev,
                          const float *sigma, int nb, int L, bool masked_only, float *out,
                          sedd_trace_fn trace, void *tctx, err_t *e)
@@ -210,45 +239,35 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const int64_t *x_dev
     const backend *be = m->be;
     const int H = (int)m->cfg.hidden_size, C = (int)m->cfg.cond_dim, V = (int)m->cfg.vocab;
     const int nh = (int)m->cfg.n_heads, d = H / nh, rows = nb * L;
-    struct work w;
-    if (work_alloc(be, &w, (size_t)nb, (size_t)L, (size_t)H, (size_t)C, (size_t)d, e) < 0)
-        return ERR_FAIL;
+    struct work *w = work_get(m, nb, L, e);
+    if (!w) return ERR_FAIL;
     size_t hsz = (size_t)rows * (size_t)H;
     char name[96];
-    /* host-side inputs: ids, sigma embedding, rotary tables (tiny) */
+    /* host-side inputs: ids and the sigma embedding (tiny) */
     int32_t *ids = malloc((size_t)rows * sizeof *ids);
     float *tf = malloc((size_t)nb * SEDD_FREQ * sizeof *tf);
-    float *cs = malloc((size_t)L * (size_t)d * 2 * sizeof *cs);
-    if (!ids || !tf || !cs) {
-        free(ids), free(tf), free(cs);
-        work_free(be, &w);
+    if (!ids || !tf) {
+        free(ids), free(tf);
         return err_set(e, "sedd_forward: out of memory");
     }
     for (int i = 0; i < rows; i++) ids[i] = (int32_t)x[i];
     sedd_sigma_features(sigma, nb, tf);
-    sedd_rotary_tables(L, d, cs, cs + (size_t)L * (size_t)d);
-    int rc = 0;
-    rc |= be->to_device(w.ids, ids, (size_t)rows * sizeof *ids, e);
-    rc |= be->to_device(w.tf, tf, (size_t)nb * SEDD_FREQ * sizeof *tf, e);
-    rc |= be->to_device(w.cos, cs, (size_t)L * (size_t)d * sizeof *cs, e);
-    rc |= be->to_device(w.sin, cs + (size_t)L * (size_t)d, (size_t)L * (size_t)d * sizeof *cs, e);
-    free(ids), free(tf), free(cs);
-    if (rc) {
-        work_free(be, &w);
-        return ERR_FAIL;
-    }
+    int rc = be->to_device(w->ids, ids, (size_t)rows * sizeof *ids, e);
+    if (rc == 0) rc = be->to_device(w->tf, tf, (size_t)nb * SEDD_FREQ * sizeof *tf, e);
+    free(ids), free(tf);
+    if (rc < 0) return ERR_FAIL;
 
-    be->embed(w.x, m->w.embed, NULL, w.ids, rows, L, 0, H);
-    emit(be, trace, tctx, "x_embed", w.x, hsz);
-    emit(be, trace, tctx, "t_freq", w.tf, (size_t)nb * SEDD_FREQ);
-    emit(be, trace, tctx, "rotary_cos", w.cos, (size_t)L * (size_t)d);
-    emit(be, trace, tctx, "rotary_sin", w.sin, (size_t)L * (size_t)d);
-    tiled_matmul(be, w.c, w.tf, m->w.map0, m->w.map0_b, nb, 1, SEDD_FREQ, C, NULL, NULL);
-    be->silu(w.c, w.c, (size_t)nb * (size_t)C);
-    tiled_matmul(be, w.s, w.c, m->w.map2, m->w.map2_b, nb, 1, C, C, NULL, NULL);
-    emit(be, trace, tctx, "sigma_map_out", w.s, (size_t)nb * (size_t)C);
-    be->silu(w.c, w.s, (size_t)nb * (size_t)C);
-    emit(be, trace, tctx, "c", w.c, (size_t)nb * (size_t)C);
+    be->embed(w->x, m->w.embed, NULL, w->ids, rows, L, 0, H);
+    emit(be, trace, tctx, "x_embed", w->x, hsz);
+    emit(be, trace, tctx, "t_freq", w->tf, (size_t)nb * SEDD_FREQ);
+    emit(be, trace, tctx, "rotary_cos", w->cos, (size_t)L * (size_t)d);
+    emit(be, trace, tctx, "rotary_sin", w->sin, (size_t)L * (size_t)d);
+    tiled_matmul(be, w->c, w->tf, m->w.map0, m->w.map0_b, nb, 1, SEDD_FREQ, C, NULL, NULL);
+    be->silu(w->c, w->c, (size_t)nb * (size_t)C);
+    tiled_matmul(be, w->s, w->c, m->w.map2, m->w.map2_b, nb, 1, C, C, NULL, NULL);
+    emit(be, trace, tctx, "sigma_map_out", w->s, (size_t)nb * (size_t)C);
+    be->silu(w->c, w->s, (size_t)nb * (size_t)C);
+    emit(be, trace, tctx, "c", w->c, (size_t)nb * (size_t)C);
 
     const size_t ms = 6 * (size_t)H; /* stride of one row of adaLN output */
     for (int64_t i = 0; i < m->cfg.n_blocks; i++) {
@@ -260,69 +279,62 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const int64_t *x_dev
             emit(be, trace, tctx, name, buf, n);                                               \
         }                                                                                      \
     } while (0)
-        tiled_matmul(be, w.mod, w.c, bl->ada, bl->ada_b, nb, 1, C, 6 * H, NULL, NULL);
-        TRACE("adaLN_out", w.mod, (size_t)nb * ms);
-        be->layernorm(w.h, w.x, bl->norm1, NULL, rows, H, SEDD_LN_EPS);
-        TRACE("norm1_out", w.h, hsz);
-        be->modulate(w.h, w.h, w.mod, w.mod + H, ms, nb, L, H);
-        TRACE("attn_in_modulated", w.h, hsz);
-        tiled_matmul(be, w.qkv, w.h, bl->qkv, NULL, nb, L, H, 3 * H, NULL, NULL);
-        TRACE("qkv", w.qkv, 3 * hsz);
-        be->rotary(w.qkv, 3 * (size_t)H, w.cos, w.sin, nb, L, nh, d);
-        be->rotary(w.qkv + H, 3 * (size_t)H, w.cos, w.sin, nb, L, nh, d);
-        TRACE("qkv_rotary", w.qkv, 3 * hsz);
+        tiled_matmul(be, w->mod, w->c, bl->ada, bl->ada_b, nb, 1, C, 6 * H, NULL, NULL);
+        TRACE("adaLN_out", w->mod, (size_t)nb * ms);
+        be->layernorm(w->h, w->x, bl->norm1, NULL, rows, H, SEDD_LN_EPS);
+        TRACE("norm1_out", w->h, hsz);
+        be->modulate(w->h, w->h, w->mod, w->mod + H, ms, nb, L, H);
+        TRACE("attn_in_modulated", w->h, hsz);
+        tiled_matmul(be, w->qkv, w->h, bl->qkv, NULL, nb, L, H, 3 * H, NULL, NULL);
+        TRACE("qkv", w->qkv, 3 * hsz);
+        be->rotary(w->qkv, 3 * (size_t)H, w->cos, w->sin, nb, L, nh, d);
+        be->rotary(w->qkv + H, 3 * (size_t)H, w->cos, w->sin, nb, L, nh, d);
+        TRACE("qkv_rotary", w->qkv, 3 * hsz);
         /* non-causal attention (past −1), one (sequence, head) per task on the CPU backend */
-        be->kv_store(w.k, w.v, w.qkv, nb, L, nh, d, 0, L);
-        be->attention(w.att, w.qkv, 3 * (size_t)H, w.k, w.v, nb, L, L, L, nh, d, -1, NULL,
+        be->kv_store(w->k, w->v, w->qkv, nb, L, nh, d, 0, L);
+        be->attention(w->att, w->qkv, 3 * (size_t)H, w->k, w->v, nb, L, L, L, nh, d, -1, NULL,
                       1.0f / sqrtf((float)d));
-        TRACE("attn_core_out", w.att, hsz);
-        tiled_matmul(be, w.tmp, w.att, bl->attn_out, NULL, nb, L, H, H, NULL, NULL);
-        TRACE("attn_out", w.tmp, hsz);
-        be->gated_add(w.x, w.mod + 2 * H, ms, w.tmp, nb, L, H);
-        TRACE("x_after_attn", w.x, hsz);
-        be->layernorm(w.h, w.x, bl->norm2, NULL, rows, H, SEDD_LN_EPS);
-        TRACE("norm2_out", w.h, hsz);
-        be->modulate(w.h, w.h, w.mod + 3 * H, w.mod + 4 * H, ms, nb, L, H);
-        TRACE("mlp_in_modulated", w.h, hsz);
-        tiled_matmul(be, w.mlp, w.h, bl->fc1, bl->fc1_b, nb, L, H, 4 * H, NULL, NULL);
-        TRACE("mlp_fc1", w.mlp, 4 * hsz);
-        be->gelu_tanh(w.mlp, w.mlp, 4 * hsz);
-        TRACE("mlp_gelu", w.mlp, 4 * hsz);
-        tiled_matmul(be, w.tmp, w.mlp, bl->fc2, bl->fc2_b, nb, L, 4 * H, H, NULL, NULL);
-        TRACE("mlp_fc2", w.tmp, hsz);
-        be->gated_add(w.x, w.mod + 5 * H, ms, w.tmp, nb, L, H);
-        TRACE("out", w.x, hsz);
+        TRACE("attn_core_out", w->att, hsz);
+        tiled_matmul(be, w->tmp, w->att, bl->attn_out, NULL, nb, L, H, H, NULL, NULL);
+        TRACE("attn_out", w->tmp, hsz);
+        be->gated_add(w->x, w->mod + 2 * H, ms, w->tmp, nb, L, H);
+        TRACE("x_after_attn", w->x, hsz);
+        be->layernorm(w->h, w->x, bl->norm2, NULL, rows, H, SEDD_LN_EPS);
+        TRACE("norm2_out", w->h, hsz);
+        be->modulate(w->h, w->h, w->mod + 3 * H, w->mod + 4 * H, ms, nb, L, H);
+        TRACE("mlp_in_modulated", w->h, hsz);
+        tiled_matmul(be, w->mlp, w->h, bl->fc1, bl->fc1_b, nb, L, H, 4 * H, NULL, NULL);
+        TRACE("mlp_fc1", w->mlp, 4 * hsz);
+        be->gelu_tanh(w->mlp, w->mlp, 4 * hsz);
+        TRACE("mlp_gelu", w->mlp, 4 * hsz);
+        tiled_matmul(be, w->tmp, w->mlp, bl->fc2, bl->fc2_b, nb, L, 4 * H, H, NULL, NULL);
+        TRACE("mlp_fc2", w->tmp, hsz);
+        be->gated_add(w->x, w->mod + 5 * H, ms, w->tmp, nb, L, H);
+        TRACE("out", w->x, hsz);
 #undef TRACE
     }
     /* final layer: shift, scale (no gate) */
-    tiled_matmul(be, w.mod, w.c, m->w.out_ada, m->w.out_ada_b, nb, 1, C, 2 * H, NULL, NULL);
-    emit(be, trace, tctx, "final.adaLN_out", w.mod, (size_t)nb * 2 * (size_t)H);
-    be->layernorm(w.h, w.x, m->w.norm_f, NULL, rows, H, SEDD_LN_EPS);
-    emit(be, trace, tctx, "final.norm_out", w.h, hsz);
-    be->modulate(w.h, w.h, w.mod, w.mod + H, 2 * (size_t)H, nb, L, H);
-    emit(be, trace, tctx, "final.linear_in_modulated", w.h, hsz);
+    tiled_matmul(be, w->mod, w->c, m->w.out_ada, m->w.out_ada_b, nb, 1, C, 2 * H, NULL, NULL);
+    emit(be, trace, tctx, "final.adaLN_out", w->mod, (size_t)nb * 2 * (size_t)H);
+    be->layernorm(w->h, w->x, m->w.norm_f, NULL, rows, H, SEDD_LN_EPS);
+    emit(be, trace, tctx, "final.norm_out", w->h, hsz);
+    be->modulate(w->h, w->h, w->mod, w->mod + H, 2 * (size_t)H, nb, L, H);
+    emit(be, trace, tctx, "final.linear_in_modulated", w->h, hsz);
     size_t osz = (size_t)rows * (size_t)V;
     float *logits = out;
     bool host_out = be == &backend_cpu; /* the CPU backend's memory is host memory */
-    if (masked_only && host_out && !trace) {
-        rc = masked_log_scores(m, w.h, w.tmp, x, sigma, nb, L, out, e);
-        work_free(be, &w);
-        return rc;
-    }
+    if (masked_only && host_out && !trace)
+        return masked_log_scores(m, w->h, w->tmp, x, sigma, nb, L, out, e);
     if (x_dev && !host_out) { /* backend log-scores: product and finish where h is */
-        tiled_matmul(be, out, w.h, m->w.out_w, m->w.out_b, nb, L, H, V, NULL, NULL);
-        work_free(be, &w);
+        tiled_matmul(be, out, w->h, m->w.out_w, m->w.out_b, nb, L, H, V, NULL, NULL);
         for (int b = 0; b < nb; b++)
             be->sedd_finish(out + (size_t)b * (size_t)L * (size_t)V, x_dev + (size_t)b * (size_t)L,
                             L, V, sigma[b], m->cfg.scale_by_sigma);
         return 0;
     }
-    if (!host_out && !(logits = be->alloc(osz * sizeof *logits))) {
-        work_free(be, &w);
+    if (!host_out && !(logits = be->alloc(osz * sizeof *logits)))
         return err_set(e, "sedd_forward: out of memory for the logits");
-    }
-    tiled_matmul(be, logits, w.h, m->w.out_w, m->w.out_b, nb, L, H, V, NULL, NULL);
-    work_free(be, &w);
+    tiled_matmul(be, logits, w->h, m->w.out_w, m->w.out_b, nb, L, H, V, NULL, NULL);
     if (!host_out) {
         rc = be->to_host(out, logits, osz * sizeof *out, e);
         be->free(logits);
