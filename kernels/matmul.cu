@@ -3,8 +3,10 @@
 // FMAs, no tensor cores, so it can be checked against OpenBLAS at fp32 tolerances); after
 // cu_matmul_set_bf16(1) with CUBLAS_COMPUTE_32F_FAST_16BF (inputs rounded to bf16 on the tensor
 // cores, fp32 accumulation: --precision bf16, for speed).
-// matmul_rows is one thread per output element with a k-ascending loop: the same order for
-// every n (batch-invariant, as the contract asks), memory-bound, meant for small n.
+// matmul_rows (batch-invariant, as the contract asks; memory-bound, meant for small n): each
+// output is a fixed-order sum that depends on `in` only, never on n: BE_OUT_IN one warp per
+// output (lanes stride k by 32, fixed warp reduction), BE_IN_OUT one thread per column in each
+// of 16 fixed k slices (added in slice order); both read W once per block of up to 8 rows.
 #include "cuda_common.cuh"
 #include "matmul.cuh"
 
@@ -73,34 +75,125 @@ void cu_gemm_add(bool ta, bool tb, int m, int n, int k, const float *a, int lda,
                 (int)st);
 }
 
-// One thread per y[r][j]: k ascending, one float accumulator; bias and y added after, as the
-// CPU's BE_IN_OUT loop does. Threads of a warp take adjacent j, so BE_IN_OUT reads of W are
-// coalesced; BE_OUT_IN reads are strided (fine for the small n this is for).
-__global__ void k_matmul_rows(float *y, const float *x, const float *w, const float *bias, int n,
-                              int in, int out, bool out_in, bool accumulate)
+// Rows per pass of the two matmul_rows kernels: W is read once per RB rows (RB = the
+// smallest of 1, 2, 4, 8 covering min(n, 8)); each row keeps its own accumulators, so RB changes
+// how often W is read, never an output's arithmetic.
+enum { ROWS_RB_MAX = 8, ROWS_OI_WARPS = 8, ROWS_IO_SLICES = 16 };
+
+// BE_OUT_IN, y[r][j] = Σ_k x[r][k]·W[j][k]: one warp per (j, block of RB rows). Lane L sums
+// k = L, L+32, ... ascending (fmaf chain), then warp_sum's fixed butterfly adds the 32 lanes;
+// bias and y are added after, as the CPU does. A warp reads W's row j in 128-byte pieces
+// (coalesced); x rows stay in L1. Rows past n are clamped to n-1 and not written.
+template <int RB>
+__global__ void __launch_bounds__(ROWS_OI_WARPS * 32)
+k_matmul_rows_out_in(float *y, const float *x, const float *w, const float *bias, int n, int in,
+                     int out, bool accumulate)
 {
-    size_t total = (size_t)n * out;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
-         i += (size_t)gridDim.x * blockDim.x) {
-        int r = (int)(i / out), j = (int)(i % out);
-        const float *xr = x + (size_t)r * in;
-        float s = 0.0f;
-        if (out_in) {
-            const float *wj = w + (size_t)j * in;
-            for (int k = 0; k < in; k++) s += xr[k] * wj[k];
-        } else {
-            for (int k = 0; k < in; k++) s += xr[k] * w[(size_t)k * out + j];
+    int lane = threadIdx.x & 31;
+    size_t total = (size_t)(n + RB - 1) / RB * out;  // (row block, j) pairs, j fastest
+    size_t stride = (size_t)gridDim.x * blockDim.x / 32;
+    for (size_t g = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; g < total;
+         g += stride) {
+        int j = (int)(g % out), r0 = (int)(g / out) * RB;
+        const float *wj = w + (size_t)j * in;
+        const float *xr[RB];
+        float s[RB];
+#pragma unroll
+        for (int rr = 0; rr < RB; rr++)
+            xr[rr] = x + (size_t)min(r0 + rr, n - 1) * in, s[rr] = 0.0f;
+#pragma unroll 4
+        for (int k = lane; k < in; k += 32) {
+            float wk = wj[k];
+#pragma unroll
+            for (int rr = 0; rr < RB; rr++) s[rr] = fmaf(xr[rr][k], wk, s[rr]);
         }
-        if (bias) s += bias[j];
-        y[i] = accumulate ? y[i] + s : s;
+#pragma unroll
+        for (int rr = 0; rr < RB; rr++) {
+            float t = warp_sum(s[rr]);  // every lane holds the same sum
+            if (lane == rr && r0 + rr < n) {
+                if (bias) t += bias[j];
+                float *yo = y + (size_t)(r0 + rr) * out + j;
+                *yo = accumulate ? *yo + t : t;
+            }
+        }
     }
+}
+
+// BE_IN_OUT, y[r][j] = Σ_k x[r][k]·W[k][j]: a block of ROWS_IO_SLICES warps per (32 columns,
+// block of RB rows). Lane = column (W rows read coalesced, x[r][k] a broadcast); warp w sums
+// its fixed slice of k (ceil(in / ROWS_IO_SLICES) values, ascending, fmaf chain) for RB rows;
+// the first warp adds the slices in slice order from shared memory, then bias and y.
+template <int RB>
+__global__ void __launch_bounds__(ROWS_IO_SLICES * 32)
+k_matmul_rows_in_out(float *y, const float *x, const float *w, const float *bias, int n, int in,
+                     int out, bool accumulate)
+{
+    __shared__ float part[ROWS_IO_SLICES][RB][32];
+    int lane = threadIdx.x & 31, slice = threadIdx.x >> 5;
+    int j = blockIdx.x * 32 + lane, jc = min(j, out - 1);  // jc: loads of columns past out
+    int per = (in + ROWS_IO_SLICES - 1) / ROWS_IO_SLICES;
+    int k0 = min(in, slice * per), k1 = min(in, k0 + per);
+    // the row-block loop is uniform across the block (blockIdx only): barriers are safe
+    for (int r0 = blockIdx.y * RB; r0 < n; r0 += gridDim.y * RB) {
+        const float *xr[RB];
+        float s[RB];
+#pragma unroll
+        for (int rr = 0; rr < RB; rr++)
+            xr[rr] = x + (size_t)min(r0 + rr, n - 1) * in, s[rr] = 0.0f;
+#pragma unroll 8  // 8 rows of W in flight per warp (memory-bound at small n)
+        for (int k = k0; k < k1; k++) {
+            float wk = w[(size_t)k * out + jc];
+#pragma unroll
+            for (int rr = 0; rr < RB; rr++) s[rr] = fmaf(xr[rr][k], wk, s[rr]);
+        }
+#pragma unroll
+        for (int rr = 0; rr < RB; rr++) part[slice][rr][lane] = s[rr];
+        __syncthreads();
+        if (slice == 0 && j < out) {
+#pragma unroll
+            for (int rr = 0; rr < RB; rr++) {
+                if (r0 + rr >= n) break;
+                float t = part[0][rr][lane];
+                for (int sl = 1; sl < ROWS_IO_SLICES; sl++) t += part[sl][rr][lane];
+                if (bias) t += bias[j];
+                float *yo = y + (size_t)(r0 + rr) * out + j;
+                *yo = accumulate ? *yo + t : t;
+            }
+        }
+        __syncthreads();  // part is rewritten by the next row block
+    }
+}
+
+template <int RB>
+static void matmul_rows_launch(float *y, const float *x, const float *w, const float *bias, int n,
+                               int in, int out, enum be_layout layout, bool accumulate)
+{
+    size_t row_blocks = ((size_t)n + RB - 1) / RB;
+    if (layout == BE_OUT_IN) {
+        size_t warps = row_blocks * out, blocks = (warps + ROWS_OI_WARPS - 1) / ROWS_OI_WARPS;
+        // capped as cu_blocks does; the grid-stride loop covers the rest
+        unsigned grid = blocks > 65535u * 8u ? 65535u * 8u : (unsigned)blocks;
+        k_matmul_rows_out_in<RB><<<grid, ROWS_OI_WARPS * 32>>>(y, x, w, bias, n, in, out,
+                                                                accumulate);
+    } else {
+        dim3 grid((unsigned)((out + 31) / 32),
+                  row_blocks > 65535 ? 65535u : (unsigned)row_blocks);
+        k_matmul_rows_in_out<RB><<<grid, ROWS_IO_SLICES * 32>>>(y, x, w, bias, n, in, out,
+                                                                 accumulate);
+    }
+    CUDA_LAUNCH_CHECK();
 }
 
 void cu_matmul_rows(float *y, const float *x, const float *w, const float *bias, int n, int in,
                     int out, enum be_layout layout, bool accumulate)
 {
     if (n <= 0 || out <= 0) return;
-    k_matmul_rows<<<cu_blocks((size_t)n * out), CU_BLOCK>>>(y, x, w, bias, n, in, out,
-                                                             layout == BE_OUT_IN, accumulate);
-    CUDA_LAUNCH_CHECK();
+    if (n == 1)
+        matmul_rows_launch<1>(y, x, w, bias, n, in, out, layout, accumulate);
+    else if (n == 2)
+        matmul_rows_launch<2>(y, x, w, bias, n, in, out, layout, accumulate);
+    else if (n <= 4)
+        matmul_rows_launch<4>(y, x, w, bias, n, in, out, layout, accumulate);
+    else
+        matmul_rows_launch<ROWS_RB_MAX>(y, x, w, bias, n, in, out, layout, accumulate);
 }

@@ -1,6 +1,7 @@
 /* test_ops: every op of the CUDA backend (kernels/) against the CPU backend (lib/backend_cpu.c,
  * the reference itself, not a copy) on random inputs at two or more shapes each, one of them not
- * a multiple of the block size (CU_BLOCK = 256 threads, 128 for attention, 32-lane warps).
+ * a multiple of the block size (CU_BLOCK = 256 threads, 128 for per-query attention, 64-query
+ * and 64-key tiles for tiled attention, blocks of 8 rows in matmul_rows, 32-lane warps).
  * Tolerance: |cuda - cpu| <= atol + rtol·|cpu| per element, written beside each case with its
  * reason. Prints the first 5 mismatches and the max diff of every case, TAP lines, exit 1 on any
  * failure. No CUDA device: prints "SKIP: no CUDA device" and a TAP skip line and exits 77 (the
@@ -41,6 +42,36 @@ static void t_matmul(int n, int in, int out)
                 }
     gpu->free(dx), gpu->free(dw), gpu->free(db);
     free(x), free(w), free(b), free(y0);
+}
+
+/* matmul_rows is batch-invariant (lib/backend.h): a row computed alone or inside blocks of 3 or
+ * n rows (the CUDA kernels read W once per block of up to 8 rows) gives the same bits */
+static void t_matmul_rows_invariant(int n, int in, int out)
+{
+    float *x = rnd((size_t)n * in, 1), *w = rnd((size_t)in * out, 1), *b = rnd(out, 1);
+    float *dx = up(x, sizeof(float) * n * in), *dw = up(w, sizeof(float) * in * out),
+          *db = up(b, sizeof(float) * out);
+    for (int lay = 0; lay < 2; lay++) {
+        enum be_layout L = lay ? BE_OUT_IN : BE_IN_OUT;
+        float *dall = gpu->alloc(sizeof(float) * n * out);
+        gpu->matmul_rows(dall, dx, dw, db, n, in, out, L, false);
+        float *all = down(dall, sizeof(float) * n * out);
+        int firsts[] = {0, n - 1, n - 3}, counts[] = {1, 1, 3};
+        for (int c = 0; c < 3; c++) {
+            int r = firsts[c], m = counts[c];
+            float *dy = gpu->alloc(sizeof(float) * m * out);
+            gpu->matmul_rows(dy, dx + (size_t)r * in, dw, db, m, in, out, L, false);
+            float *got = down(dy, sizeof(float) * m * out);
+            char what[112];
+            snprintf(what, sizeof what, "matmul_rows %s rows %d..%d alone = in a batch of %d",
+                     lay ? "out_in" : "in_out", r, r + m - 1, n);
+            compare(what, got, all + (size_t)r * out, (size_t)m * out, 0, 0, 0);
+            free(got);
+        }
+        free(all);
+    }
+    gpu->free(dx), gpu->free(dw), gpu->free(db);
+    free(x), free(w), free(b);
 }
 
 // ---- normalisation and pointwise --------------------------------------------------------------
@@ -217,7 +248,15 @@ static void t_attention(int B, int Tq, int Tk, int H, int d, int past, int mask)
              past >= 0 ? "causal" : "full", mask ? " masked" : "", B, Tq, Tk, H, d, past);
     /* scores are d-term dot products in different orders (sgemm vs a loop), |score| <= ~3, so
      * exp(score) carries ~1e-6 relative error; the output is a convex combination of v in
-     * [-1,1] over up to Tk terms summed in float: ~1e-6 absolute, 1e-5 leaves room */
+     * [-1,1] over up to Tk terms summed in float: ~1e-6 absolute, 1e-5 leaves room.
+     * The tiled kernel (Tq >= 32) sums in another order again: p·v in float per lane over the
+     * key tiles, rescaled by exp(m_old - m_new) (one rounding each time the max grows, a few
+     * times per row), the softmax sum in float (32 lanes of Tk/32 terms, where the CPU sums in
+     * double): ~1e-6 relative to sums that are >= 1 (the max key's p is 1), so still ~1e-6
+     * absolute at Tk = 1024. The bound still catches real errors: one key too many or too few
+     * (causal off-by-one, a wrong mask) moves the outputs of a row seeing n keys by
+     * ~|v_j - out| / n, ~5e-4 for most of them even at n = 1024, and a wrong row or tile
+     * offset by O(1) */
     compare(what, got, ref, nout, 0, 1e-5, 1e-4);
     gpu->free(dq), gpu->free(dk), gpu->free(dv);
     if (dm) gpu->free(dm);
@@ -272,6 +311,8 @@ int main(int argc, char **argv)
     t_matmul(64, 256, 512);
     t_matmul(37, 771, 333);
     t_matmul(1, 768, 2304); /* decoding: one row */
+    t_matmul(3, 100, 70);   /* 3 rows: a block of 4 with one clamped row */
+    t_matmul_rows_invariant(37, 771, 333);
     t_layernorm(4, 768);
     t_layernorm(37, 771);
     t_unary(1 << 16);
@@ -288,6 +329,12 @@ int main(int argc, char **argv)
     t_attention(2, 100, 100, 4, 32, -1, 1); /* SEDD, padding mask, batch row 1 all masked */
     t_attention(1, 257, 257, 2, 64, -1, 0); /* SEDD, Tk not a multiple of 128 */
     t_attention(1, 4, 700, 2, 64, -1, 1);   /* short query block, CPU per-query masked path */
+    /* the CUDA tiled kernel (Tq >= 32; 64 queries and 64 keys per tile): */
+    t_attention(2, 32, 51, 3, 34, 19, 1);    /* smallest tiled block, after a past, d = 34, mask */
+    t_attention(2, 70, 70, 2, 128, -1, 1);   /* d = 128 (the largest tiled d), 2 query tiles */
+    t_attention(1, 65, 65, 2, 96, 0, 0);     /* d = 96, causal, a 1-query last tile */
+    t_attention(1, 1024, 1024, 4, 64, -1, 0); /* Figure 1 shapes (H = 4 of the 32 heads): SEDD */
+    t_attention(1, 1024, 1024, 4, 64, 0, 0);  /* ... and GPT-2's causal prompt */
     t_softmax(4, 50257);
     t_softmax(37, 771);
     NOTE("max diff over all cases: %.3g", worst_diff);
