@@ -17,6 +17,9 @@
 #        checks the index matches HEAD there again, removes the marker (and the exclude line and
 #        the hook once no checkout of this repository is prepared); .gpudeps/ stays for next time.
 #   tests/gpu-prep.sh --status   whether this checkout is prepared, and what would travel now.
+# .git/info/exclude and the hooks are shared by all worktrees of a repository: while one is
+# prepared, new files under data/models are ignored in the others too; the hook checks each
+# worktree's own marker, so only the prepared one is refused commits.
 # Exit 0 done, 1 refused or failed, 2 usage.
 set -u
 cd "$(dirname "$0")/.." || exit 1
