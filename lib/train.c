@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,32 @@ static void remove_ckpt_dir(const char *dir)
         unlink(path);
     }
     if (rmdir(dir) != 0 && errno != ENOENT) log_warn("left '%s' in place: %s", dir, strerror(errno));
+}
+
+/* Removes the temporary checkpoint directories <out>.tmp.<pid> that a run killed while saving
+ * left behind: those whose process no longer exists (another live run's is left alone). */
+static void remove_stale_tmp_dirs(const char *out)
+{
+    char parent[4096], prefix[4096 + 8], path[8192];
+    const char *slash = strrchr(out, '/');
+    const char *base = slash ? slash + 1 : out;
+    snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - out) + 1 : 1, slash ? out : ".");
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    DIR *d = opendir(parent);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0) continue;
+        const char *digits = de->d_name + strlen(prefix);
+        char *end;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to know */
+        snprintf(path, sizeof path, "%s/%s", parent, de->d_name);
+        log_info("removing '%s', left by an interrupted save", path);
+        remove_ckpt_dir(path);
+    }
+    closedir(d);
 }
 
 /* True when path may be replaced by a checkpoint: absent, an empty directory, or a directory
@@ -296,6 +323,7 @@ static int save(struct run *r, int step, err_t *e)
     const struct train_opts *o = r->o;
     char tmp[4096], path[4096 + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", r->out, (long)getpid());
+    remove_stale_tmp_dirs(r->out);
     remove_ckpt_dir(tmp); /* a leftover of this pid (none normally) */
     if (mkdir(tmp, 0777) != 0) return err_set_errno(e, "cannot create '%s'", tmp);
     char step_s[24], seed_s[24];

@@ -154,3 +154,13 @@ close() {
     grep -aq '"device": *"cpu"' "$T/ck/model.safetensors"
     grep -aq '"precision": *"fp32"' "$T/ck/train_state.safetensors"
 }
+
+@test "train: a checkpoint directory left by a save that was killed is removed by the next save" {
+    sh -c 'exit 0' & dead=$!
+    wait "$dead"
+    mkdir "$T/ck.tmp.$dead" && echo '{}' > "$T/ck.tmp.$dead/config.json"
+    mkdir "$T/ck.tmp.$$" # this shell's: a live process, kept
+    run -0 train "${TINY[@]}" --data "$T/blocks.msgpack" --steps 1 --batch 4 -o "$T/ck"
+    [[ "$output" == *"left by an interrupted save"* ]]
+    [ ! -e "$T/ck.tmp.$dead" ] && [ -d "$T/ck.tmp.$$" ] && [ -f "$T/ck/config.json" ]
+}
