@@ -48,7 +48,9 @@ $(eval $(call model_rule,gpt2-judge,--arch gpt2 --layers 6 --width 192 --heads 6
 $(eval $(call model_rule,sedd-small,--arch sedd --layers 4 --width 128 --heads 4 --cond-dim 64 --ema 0.99 --steps $(SEDD_SMALL_STEPS)))
 
 # `make models` retrains from scratch (the committed models are never rebuilt implicitly: nothing
-# else depends on these rules). The trained weights replace data/models/NAME atomically.
+# else depends on these rules). Trained weights that differ from the committed ones replace
+# data/models/NAME (built beside it, then moved in); the same weights leave the committed files,
+# and their times, alone (make reproduce would otherwise redo every stage).
 # st_payload FILE: the tensor bytes of a safetensors file (after the 8-byte length and the JSON
 # header, whose metadata names the commit), to tell whether a retrained model is the same model.
 models: $(EMBEDDED_MODELS:%=$(MODELS_WORK)/%/.done)
@@ -58,9 +60,10 @@ models: $(EMBEDDED_MODELS:%=$(MODELS_WORK)/%/.done)
 	  if [ -f $$old ]; then \
 	    st_payload $$old > $(MODELS_WORK)/$$m.old-payload; \
 	    if st_payload $$new | cmp -s - $(MODELS_WORK)/$$m.old-payload; \
-	    then echo "models: $$m: the same weights as the committed model, bit for bit"; \
-	    else echo "models: $$m: weights DIFFER from the committed model"; fi; \
+	    then same=1; echo "models: $$m: the same weights as the committed model, bit for bit (kept)"; \
+	    else same=0; echo "models: $$m: weights DIFFER from the committed model (replaced)"; fi; \
 	    rm -f $(MODELS_WORK)/$$m.old-payload; \
+	    [ $$same = 1 ] && continue; \
 	  fi; \
 	  rm -rf $(MODELS_OUT)/$$m.tmp && mkdir -p $(MODELS_OUT)/$$m.tmp && \
 	  cp $(MODELS_WORK)/$$m/config.json $(MODELS_WORK)/$$m/model.safetensors \
