@@ -57,13 +57,20 @@ __global__ void __launch_bounds__(COLS * LANES)
     }
 }
 
+// gridDim.y (the slabs) is at most 65535: more slabs (modulate's B) go in several launches
 static void col_sums(float *out1, float *out2, size_t out_stride, const float *a, const float *b,
                      const float *stats, int slabs, int rows, int cols)
 {
     if ((!out1 && !out2) || slabs <= 0 || rows <= 0 || cols <= 0) return;
-    dim3 grid((unsigned)((cols + COLS - 1) / COLS), (unsigned)slabs), block(COLS, LANES);
-    k_col_sums<<<grid, block>>>(out1, out2, out_stride, a, b, stats, rows, cols);
-    CUDA_LAUNCH_CHECK();
+    for (int s0 = 0; s0 < slabs; s0 += 65535) {
+        int ns = slabs - s0 < 65535 ? slabs - s0 : 65535;
+        size_t in0 = (size_t)s0 * rows * cols, out0 = (size_t)s0 * out_stride;
+        dim3 grid((unsigned)((cols + COLS - 1) / COLS), (unsigned)ns), block(COLS, LANES);
+        k_col_sums<<<grid, block>>>(out1 ? out1 + out0 : nullptr, out2 ? out2 + out0 : nullptr,
+                                    out_stride, a + in0, b ? b + in0 : nullptr,
+                                    stats ? stats + 2 * (size_t)s0 * rows : nullptr, rows, cols);
+        CUDA_LAUNCH_CHECK();
+    }
 }
 
 // ---- linear algebra ---------------------------------------------------------------------------

@@ -386,6 +386,7 @@ int main(int argc, char **argv)
     t_unary_backward(100003);
     t_modulate_backward(2, 5, 256);
     t_modulate_backward(3, 37, 771);
+    t_modulate_backward(70000, 1, 3); /* B above gridDim.y's 65535: col_sums in two launches */
     t_embed_backward(2, 16, 256);
     t_embed_backward(3, 13, 771);
     t_rotary_kv_backward(2, 16, 4, 64);
