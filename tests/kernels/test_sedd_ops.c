@@ -18,7 +18,10 @@
  *    in the last bits (cuBLAS's summation order, CUDA's expf/tanh), which flips a draw at a
  *    near-tie, and a flipped token changes the context of every later step of its sequence.
  * TAP lines; exit 1 on a failure; without a device "SKIP: no CUDA device" and exit 77;
- * --cpu-self runs everything with the CPU backend in the CUDA backend's place. */
+ * --cpu-self runs everything with the CPU backend in the CUDA backend's place; for sedd_sample
+ * a copy of the CPU table at another address, which lib/sedd.c treats as a device (as in
+ * test_gpt2_device), so that its device path (tokens from backend memory, the log-scores made
+ * and finished by the backend's ops) runs on a machine without a GPU. */
 #include "op_check.h"
 
 #include "../../kernels/philox.cuh"
@@ -296,6 +299,12 @@ int main(int argc, char **argv)
                 t_step(absorb, kind, prec, stored, 2, 37, 1000);
                 t_step(absorb, kind, prec, stored, 3, 4, 50257);
             }
+    static backend staged;
+    if (gpu == &backend_cpu) { /* --cpu-self: see the top */
+        staged = backend_cpu;
+        staged.name = "cpu-staged";
+        gpu = &staged;
+    }
     t_sampler("tests/fixtures/sedd/tiny_absorb_loglinear");
     t_sampler("tests/fixtures/sedd/tiny_uniform_geometric");
     NOTE("max diff over all cases: %.3g", worst_diff);
