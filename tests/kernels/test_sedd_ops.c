@@ -14,11 +14,18 @@
  *    weight or uniform moves it by O(1). Such ties are rare: the count is printed, and
  *    more than one per case fails too.
  *  - sedd_sample of both fixture models (Euler and analytic, 64- and 32-bit, a kept prefix):
- *    the same tokens at >= 99% of positions. Not 100%: the CUDA forward differs from the CPU's
- *    in the last bits (cuBLAS's summation order, CUDA's expf/tanh), which flips a draw at a
- *    near-tie, and a flipped token changes the context of every later step of its sequence.
+ *    the same tokens in all but at most one of the 16 sampled sequences (4 runs of B = 4).
+ *    Not all: the CUDA forward differs from the CPU's in the last bits (cuBLAS's summation
+ *    order, CUDA's expf/tanh), which flips a draw at a near-tie, and a flipped token changes
+ *    the context of every later step of its sequence (so one flip can cost 6 of the 512
+ *    positions, more than 1%: these very runs hold such a tie, which log-score noise of 1e-5
+ *    flips one time in five). A bug of the backend's sampler path (ids, tokens, finish,
+ *    transfers) changes most sequences.
  * TAP lines; exit 1 on a failure; without a device "SKIP: no CUDA device" and exit 77;
- * --cpu-self runs everything with the CPU backend in the CUDA backend's place. */
+ * --cpu-self runs everything with the CPU backend in the CUDA backend's place; for sedd_sample
+ * a copy of the CPU table at another address, which lib/sedd.c treats as a device (as in
+ * test_gpt2_device), so that its device path (tokens from backend memory, the log-scores made
+ * and finished by the backend's ops) runs on a machine without a GPU. */
 #include "op_check.h"
 
 #include "../../kernels/philox.cuh"
@@ -243,7 +250,7 @@ static void t_sampler(const char *dir)
     int64_t *fixed = malloc(n * sizeof *fixed), *xc = malloc(n * sizeof *xc);
     int64_t *xg = malloc(n * sizeof *xg), *trace = malloc((STEPS + 1) * n * sizeof *trace);
     for (size_t p = 0; p < n; p++) fixed[p] = p % (size_t)L < 4 ? (int64_t)(7 * p % 500) : -1;
-    size_t same = 0, total = 0;
+    size_t same = 0, total = 0, seq_differ = 0;
     bool ok = true, trace_ok = true;
     for (int run = 0; run < 4; run++) {
         sedd_sample_opts o = {.predictor = run & 1 ? SEDD_PRED_ANALYTIC : SEDD_PRED_EULER,
@@ -264,14 +271,17 @@ static void t_sampler(const char *dir)
             ok &= xg[p] >= 0 && xg[p] < (int64_t)g.n;
         }
         total += n;
+        for (int b = 0; b < B; b++)
+            seq_differ += memcmp(xc + (size_t)b * L, xg + (size_t)b * L, L * sizeof *xc) != 0;
         /* the trace's last state is the sample before the final projection */
         for (size_t p = 0; p < n; p++)
             trace_ok &= (fx && fx[p] >= 0) || trace[(size_t)STEPS * n + p] == xg[p];
     }
     CHECK(ok, "%s: samples are data tokens with the kept prefix", dir);
     CHECK(trace_ok, "%s: the trace comes back and ends with the samples", dir);
-    CHECK(total && same * 100 >= total * 99,
-          "%s: the same tokens at %zu of %zu positions (>= 99%%)", dir, same, total);
+    CHECK(total && seq_differ <= 1,
+          "%s: the same tokens at %zu of %zu positions, %zu of %d sequences differ (<= 1)", dir,
+          same, total, seq_differ, 4 * B);
     free(fixed), free(xc), free(xg), free(trace);
     sedd_free(mg);
     sedd_free(mc);
@@ -296,6 +306,12 @@ int main(int argc, char **argv)
                 t_step(absorb, kind, prec, stored, 2, 37, 1000);
                 t_step(absorb, kind, prec, stored, 3, 4, 50257);
             }
+    static backend staged;
+    if (gpu == &backend_cpu) { /* --cpu-self: see the top */
+        staged = backend_cpu;
+        staged.name = "cpu-staged";
+        gpu = &staged;
+    }
     t_sampler("tests/fixtures/sedd/tiny_absorb_loglinear");
     t_sampler("tests/fixtures/sedd/tiny_uniform_geometric");
     NOTE("max diff over all cases: %.3g", worst_diff);
