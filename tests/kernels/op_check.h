@@ -1,8 +1,9 @@
 /* op_check: the harness the CUDA-vs-CPU op tests (tests/kernels/test_*.c) share: random inputs,
  * uploads and downloads, element-wise comparison as TAP lines, and the choice of the backend
- * under test (the CUDA backend; the CPU backend itself with --cpu-self, which checks a test's
- * buffer sizes and shapes on a machine without a GPU; exit 77 = skipped when there is no
- * device). Header-only (static functions), like tests/unit/tap.h; each test is one program. */
+ * under test (the CUDA backend; with --cpu-self a copy of the CPU backend's table, which checks a
+ * test's buffer sizes and shapes, and the library's paths for a device, on a machine without a
+ * GPU; exit 77 = skipped when there is no device). Header-only (static functions), like
+ * tests/unit/tap.h; each test is one program. */
 #ifndef DLM_OP_CHECK_H
 #define DLM_OP_CHECK_H
 
@@ -18,8 +19,9 @@
 
 enum { EXIT_SKIP = 77 };
 
-/* the reference and the backend under test (set by op_check_start) */
+/* the reference and the backend under test (set by op_check_start); cpu_self: --cpu-self */
 static const backend *cpu = &backend_cpu, *gpu;
+static int cpu_self;
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -106,9 +108,16 @@ static inline int op_check_start(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--cpu-self") == 0) {
         /* the CPU backend against itself: checks this harness (buffer sizes, shapes, aliasing)
-         * on a machine without a GPU, e.g. under ASan, so device time is not spent on it */
-        gpu = &backend_cpu;
-        NOTE("--cpu-self: CPU backend vs itself, no CUDA involved");
+         * on a machine without a GPU, e.g. under ASan, so device time is not spent on it. The
+         * table is a copy at another address, so the library's code for a backend other than
+         * the CPU (inputs staged with to_device, outputs fetched with to_host, no host-memory
+         * shortcuts) runs too, with the CPU ops behind it. */
+        static backend staged;
+        staged = backend_cpu;
+        staged.name = "cpu-staged";
+        gpu = &staged;
+        cpu_self = 1;
+        NOTE("--cpu-self: CPU backend vs a copy of itself, no CUDA involved");
     } else if (cuda_device_count() == 0) {
         printf("SKIP: no CUDA device\n");
         printf("ok 1 - cuda ops # skip no CUDA device\n1..1\n");

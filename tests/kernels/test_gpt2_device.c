@@ -206,12 +206,6 @@ int main(int argc, char **argv)
 {
     int status = op_check_start(argc, argv);
     if (status >= 0) return status;
-    static backend staged;
-    if (gpu == &backend_cpu) { /* --cpu-self: the CPU ops behind the staging path */
-        staged = backend_cpu;
-        staged.name = "cpu-staged";
-        gpu = &staged;
-    }
     err_t e;
     mc = gpt2_load(FIX, NULL, cpu, &e);
     CHECK(mc != NULL, "the fixture model loads on the CPU (%s)", mc ? "ok" : e.msg);

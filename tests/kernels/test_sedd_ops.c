@@ -22,10 +22,9 @@
  *    flips one time in five). A bug of the backend's sampler path (ids, tokens, finish,
  *    transfers) changes most sequences.
  * TAP lines; exit 1 on a failure; without a device "SKIP: no CUDA device" and exit 77;
- * --cpu-self runs everything with the CPU backend in the CUDA backend's place; for sedd_sample
- * a copy of the CPU table at another address, which lib/sedd.c treats as a device (as in
- * test_gpt2_device), so that its device path (tokens from backend memory, the log-scores made
- * and finished by the backend's ops) runs on a machine without a GPU. */
+ * --cpu-self runs everything with a copy of the CPU table in the CUDA backend's place (op_check.h),
+ * which lib/sedd.c treats as a device, so that its device path (tokens from backend memory, the
+ * log-scores made and finished by the backend's ops) runs on a machine without a GPU. */
 #include "op_check.h"
 
 #include "../../kernels/philox.cuh"
@@ -49,7 +48,7 @@ static void t_philox(void)
     float *f32 = malloc(4 * LANES * sizeof *f32);
     for (size_t k = 0; k < sizeof key / sizeof key[0]; k++) {
         int host_ok = 1, dev_ok = 1;
-        int dev = gpu != &backend_cpu &&
+        int dev = !cpu_self &&
                   cuda_philox_lanes(key[k].seed, key[k].record, key[k].step, key[k].pos, LANES,
                                     words, f64, f32) == 0;
         for (uint32_t j = 0; j < LANES; j++) {
@@ -67,7 +66,7 @@ static void t_philox(void)
             for (int i = 0; i < 4; i++) dev_ok &= f32[4 * j + i] == philox_u01_f32(ref[i]);
         }
         CHECK(host_ok, "philox.cuh on the host = lib/philox.c, key %zu, %d lanes", k, LANES);
-        if (gpu != &backend_cpu)
+        if (!cpu_self)
             CHECK(dev && dev_ok, "philox.cuh on the device = lib/philox.c (words, u01_f64, "
                                  "u01_f32), key %zu, %d lanes", k, LANES);
     }
@@ -306,12 +305,6 @@ int main(int argc, char **argv)
                 t_step(absorb, kind, prec, stored, 2, 37, 1000);
                 t_step(absorb, kind, prec, stored, 3, 4, 50257);
             }
-    static backend staged;
-    if (gpu == &backend_cpu) { /* --cpu-self: see the top */
-        staged = backend_cpu;
-        staged.name = "cpu-staged";
-        gpu = &staged;
-    }
     t_sampler("tests/fixtures/sedd/tiny_absorb_loglinear");
     t_sampler("tests/fixtures/sedd/tiny_uniform_geometric");
     NOTE("max diff over all cases: %.3g", worst_diff);

@@ -10,7 +10,7 @@
  * relative, see test_train_ops); through two layers, the softmax and the loss this stays near
  * 1e-5 of a tensor's scale, and 1e-3 leaves a margin while a wrong kernel (an index, a lost
  * add) is off by O(1) of that scale. Harness and exit codes: op_check.h (77 = no CUDA device;
- * --cpu-self runs the CPU backend against itself). Run from the repository root. */
+ * --cpu-self runs it against a copy of itself). Run from the repository root. */
 #include <unistd.h>
 
 #include "op_check.h"
