@@ -46,7 +46,7 @@ static int usage(FILE *fp, int status)
             "  -r, --repeats R        timed runs per row [5]\n"
             "  -w, --warmup W         untimed runs before them [1]\n"
             "  -f, --format F         csv or json [csv]\n"
-            "      --device DEV       cpu or cuda (models and KV cache on the GPU) [cpu]\n"
+            "      --device DEV       cpu, cuda or auto (models and KV cache on the GPU) [cpu]\n"
             "      --precision P      fp32 or bf16 (cuda only: bf16 tensor-core matrix products,\n"
             "                         fp32 storage and accumulation) [fp32]\n"
             "      --seed S           random seed of the draws [0]\n"
@@ -63,8 +63,8 @@ enum { MAX_LIST = 64 };
 
 struct options {
     struct cli_common common;
-    const char *gpt2, *sedd, *format, *precision;
-    device_kind device;
+    const char *gpt2, *sedd, *format;
+    struct cli_device dev;  /* --device, --precision */
     int steps[MAX_LIST], n_steps, batch[MAX_LIST], n_batch;
     long long length, repeats, warmup;
     enum sedd_predictor predictor;
@@ -109,8 +109,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->repeats = 5;
     o->warmup = 1;
     o->format = "csv";
-    o->precision = "fp32";
-    const char *device = "cpu";
+    o->dev.device = "cpu";
     o->predictor = SEDD_PRED_ANALYTIC;
     int c;
     while ((c = getopt_long(argc, argv, "l:r:w:f:j:o:h", longopts, NULL)) != -1) {
@@ -132,8 +131,8 @@ static void parse_options(int argc, char **argv, struct options *o)
                 die_usage("--format must be csv or json, not '%s'", optarg);
             o->format = optarg;
             break;
-        case OPT_DEVICE: device = optarg; break;
-        case OPT_PRECISION: o->precision = optarg; break;
+        case OPT_DEVICE: o->dev.device = optarg; break;
+        case OPT_PRECISION: o->dev.precision = optarg; break;
         case OPT_SEED: o->common.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
         case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
         case 'o': o->common.output = optarg; break;
@@ -144,12 +143,12 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
     if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
     if (!o->gpt2 && !o->sedd) die_usage("give --gpt2 DIR, --sedd DIR or both");
-    if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0)
-        die_usage("--device must be cpu or cuda, not '%s'", device);
-    if (strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
-        die_usage("--precision must be fp32 or bf16, not '%s'", o->precision);
-    err_t e;
-    if (device_parse(device, &o->device, &e) < 0) die_usage("%s", e.msg);
+}
+
+/* The --precision value as printed ("fp32" when not given). */
+static const char *precision_of(const struct options *o)
+{
+    return o->dev.precision ? o->dev.precision : "fp32";
 }
 
 static double now_s(void)
@@ -257,7 +256,7 @@ static void print_head(FILE *fp, const struct options *o, int threads)
     else
         fprintf(fp, "{\"tool\": \"latency\", \"device\": \"%s\", \"precision\": \"%s\", "
                     "\"threads\": %d, \"warmup\": %lld, \"sampler\": \"%s\", \"rows\": [",
-                device_name(o->device), o->precision, threads, o->warmup,
+                device_name(o->dev.kind), precision_of(o), threads, o->warmup,
                 o->predictor == SEDD_PRED_ANALYTIC ? "analytic" : "euler");
     fflush(fp);
 }
@@ -266,7 +265,7 @@ static void print_row(FILE *fp, const struct options *o, const struct row *r, in
 {
     if (strcmp(o->format, "csv") == 0)
         fprintf(fp, "%s,%d,%d,%d,%.6g,%.6g,%.6g,%lld,%s,%s\n", r->model, r->steps, r->batch, L,
-                r->median, r->p10, r->p90, o->repeats, device_name(o->device), o->precision);
+                r->median, r->p10, r->p90, o->repeats, device_name(o->dev.kind), precision_of(o));
     else
         fprintf(fp, "%s\n  {\"model\": \"%s\", \"steps\": %d, \"batch\": %d, \"length\": %d, "
                     "\"median_s\": %.6g, \"p10\": %.6g, \"p90\": %.6g, \"repeats\": %lld}",
@@ -290,9 +289,8 @@ int main(int argc, char **argv)
     backend_cpu_set_threads(threads);
     sedd_set_threads(threads);
     err_t e;
-    const backend *be = device_backend(o.device, &e);
-    if (!be) die("%s", e.msg);
-    if (device_set_precision(o.device, o.precision, &e) < 0) die_usage("%s", e.msg);
+    cli_device_open(&o.dev);
+    const backend *be = o.dev.be;
     struct bench b = {.seed = o.common.seed};
     int maxB = 0, ctx = 1 << 30;
     for (int i = 0; i < o.n_batch; i++)
