@@ -176,20 +176,18 @@ static void print_json(FILE *fp, const ckpt_t *ck)
 int main(int argc, char **argv)
 {
     cli_init("ckpt-info");
-    enum { OPT_JSON = 256, OPT_VERSION };
+    enum { OPT_JSON = 256 };
     static const struct option opts[] = {
         {"json", no_argument, NULL, OPT_JSON},   {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        {"quiet", no_argument, NULL, 'q'}, CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, NULL, NULL, usage)) continue;
         switch (c) {
         case OPT_JSON: json = 1; break;
         case 'v': log_set_level(LOG_INFO); break;
         case 'q': log_set_level(LOG_ERROR); break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }

@@ -68,17 +68,15 @@ int main(int argc, char **argv)
 {
     cli_init("dataset");
     enum { OPT_LABELS = 256, OPT_DETOK, OPT_TASK, OPT_BLOCK, OPT_MODE, OPT_PROC, OPT_BATCH,
-           OPT_VOCAB, OPT_FORCE, OPT_NOPROV, OPT_VERSION };
+           OPT_VOCAB };
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'}, {"labels", required_argument, NULL, OPT_LABELS},
         {"detok", required_argument, NULL, OPT_DETOK}, {"task", required_argument, NULL, OPT_TASK},
         {"block", required_argument, NULL, OPT_BLOCK}, {"mode", required_argument, NULL, OPT_MODE},
         {"num-proc", required_argument, NULL, OPT_PROC},
         {"map-batch", required_argument, NULL, OPT_BATCH},
-        {"vocab", required_argument, NULL, OPT_VOCAB}, {"force", no_argument, NULL, OPT_FORCE},
-        {"no-provenance", no_argument, NULL, OPT_NOPROV},
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        {"vocab", required_argument, NULL, OPT_VOCAB}, CLI_OPTION_FORCE, CLI_OPTION_NO_PROVENANCE,
+        CLI_OPTION_OUTPUT, CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
     const char *format = "text", *labels = NULL, *detok_opt = NULL, *task_opt = NULL;
     const char *vocab = NULL;
@@ -87,6 +85,7 @@ int main(int argc, char **argv)
     err_t e;
     int c;
     while ((c = getopt_long(argc, argv, "f:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &common, NULL, usage)) continue;
         switch (c) {
         case 'f': format = optarg; break;
         case OPT_LABELS: labels = optarg; break;
@@ -103,11 +102,6 @@ int main(int argc, char **argv)
             co.map_batch = (size_t)cli_parse_int("--map-batch", optarg, 1, 1LL << 40);
             break;
         case OPT_VOCAB: vocab = optarg; break;
-        case OPT_FORCE: common.force = true; break;
-        case OPT_NOPROV: common.no_provenance = true; break;
-        case 'o': common.output = optarg; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }

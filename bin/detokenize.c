@@ -28,7 +28,7 @@ static int usage(FILE *fp, int status)
     return status;
 }
 
-enum { OPT_LINES = 256, OPT_JSONL, OPT_VOCAB, OPT_VERSION };
+enum { OPT_LINES = 256, OPT_JSONL, OPT_VOCAB };
 
 int main(int argc, char **argv)
 {
@@ -37,21 +37,20 @@ int main(int argc, char **argv)
         {"lines", no_argument, NULL, OPT_LINES},
         {"jsonl", no_argument, NULL, OPT_JSONL},
         {"vocab", required_argument, NULL, OPT_VOCAB},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
+        CLI_OPTION_OUTPUT,
+        CLI_OPTION_HELP,
+        CLI_OPTION_VERSION,
         {NULL, 0, NULL, 0},
     };
     int lines = 0, jsonl = 0, c;
-    const char *vocab = NULL, *output = NULL;
+    const char *vocab = NULL;
+    struct cli_common common = {0};
     while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &common, NULL, usage)) continue;
         switch (c) {
         case OPT_LINES: lines = 1; break;
         case OPT_JSONL: jsonl = 1; break;
         case OPT_VOCAB: vocab = optarg; break;
-        case 'o': output = optarg; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }
@@ -71,7 +70,7 @@ int main(int argc, char **argv)
             h->tokenizer, (unsigned long long)h->vocab_size, bpe_dir(bpe), bpe_vocab_size(bpe));
 
     cli_output out;
-    cli_output_open(&out, output, false, false);
+    cli_output_open(&out, common.output, false, false);
     ts_record r = {0};
     struct bpe_bytes text = {0};
     int rc;

@@ -46,18 +46,18 @@ static json_t *metrics_json(const diversity_metrics *m)
 int main(int argc, char **argv)
 {
     cli_init("diversity");
-    enum { OPT_DROP = 256, OPT_STD, OPT_PER, OPT_VERSION };
+    enum { OPT_DROP = 256, OPT_STD, OPT_PER };
     static const struct option longopts[] = {
         {"window", required_argument, NULL, 'w'}, {"drop-eos", no_argument, NULL, OPT_DROP},
         {"std", required_argument, NULL, OPT_STD}, {"per-record", no_argument, NULL, OPT_PER},
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        CLI_OPTION_OUTPUT, CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
     diversity_opts o = DIVERSITY_OPTS_DEFAULT;
     bool drop = false, per = false;
     int ddof = 0, c;
-    const char *output = NULL;
+    struct cli_common common = {0};
     while ((c = getopt_long(argc, argv, "w:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &common, NULL, usage)) continue;
         switch (c) {
         case 'w': o.window = (size_t)cli_parse_int("--window", optarg, 1, 1LL << 40); break;
         case OPT_DROP: drop = true; break;
@@ -67,9 +67,6 @@ int main(int argc, char **argv)
             else die_usage("--std must be population or sample, not '%s'", optarg);
             break;
         case OPT_PER: per = true; break;
-        case 'o': output = optarg; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }
@@ -86,7 +83,7 @@ int main(int argc, char **argv)
         o.drop_token = eot;
     }
     cli_output out;
-    cli_output_open(&out, output, false, false);
+    cli_output_open(&out, common.output, false, false);
     diversity_acc acc;
     diversity_acc_init(&acc);
     ts_record r = {0};

@@ -27,7 +27,7 @@ static int usage(FILE *fp, int status)
     return status;
 }
 
-enum { OPT_KINDS = 256, OPT_VOCAB, OPT_DEVICE, OPT_VERSION };
+enum { OPT_KINDS = 256, OPT_VOCAB };
 
 int main(int argc, char **argv)
 {
@@ -35,21 +35,19 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"kinds", required_argument, NULL, OPT_KINDS},
         {"vocab", required_argument, NULL, OPT_VOCAB},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
+        CLI_OPTION_DEVICE,
+        CLI_OPTION_HELP,
+        CLI_OPTION_VERSION,
         {NULL, 0, NULL, 0},
     };
     fixture_report r = {.out = stdout};
     struct cli_device dev = {.device = "cpu"};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, NULL, &dev, usage)) continue;
         switch (c) {
         case OPT_KINDS: r.kinds = optarg; break;
         case OPT_VOCAB: r.vocab = optarg; break;
-        case OPT_DEVICE: dev.device = optarg; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }

@@ -56,8 +56,7 @@ struct options {
     double temperature, top_p;
 };
 
-enum { OPT_PROMPTS = 256, OPT_FIRST_ID, OPT_SEED, OPT_RNG_BITS, OPT_DEVICE, OPT_PRECISION,
-       OPT_FORCE, OPT_NO_PROV, OPT_VERSION };
+enum { OPT_PROMPTS = 256, OPT_FIRST_ID, OPT_RNG_BITS };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -67,13 +66,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"first-id", required_argument, NULL, OPT_FIRST_ID},
         {"batch", required_argument, NULL, 'b'},
         {"temperature", required_argument, NULL, 't'}, {"top-k", required_argument, NULL, 'k'},
-        {"top-p", required_argument, NULL, 'p'}, {"seed", required_argument, NULL, OPT_SEED},
-        {"rng-bits", required_argument, NULL, OPT_RNG_BITS},
-        {"threads", required_argument, NULL, 'j'}, {"device", required_argument, NULL, OPT_DEVICE},
-        {"precision", required_argument, NULL, OPT_PRECISION},
-        {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, OPT_FORCE},
-        {"no-provenance", no_argument, NULL, OPT_NO_PROV}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        {"top-p", required_argument, NULL, 'p'}, CLI_OPTION_SEED,
+        {"rng-bits", required_argument, NULL, OPT_RNG_BITS}, CLI_OPTION_THREADS, CLI_OPTION_DEVICE,
+        CLI_OPTION_PRECISION, CLI_OPTION_OUTPUT, CLI_OPTION_FORCE, CLI_OPTION_NO_PROVENANCE,
+        CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->length = -1;
@@ -85,6 +81,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->dev.device = "cpu";
     int c;
     while ((c = getopt_long(argc, argv, "m:l:n:b:t:k:p:j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &o->common, &o->dev, usage)) continue;
         switch (c) {
         case 'm': o->model = optarg; break;
         case OPT_PROMPTS: o->prompts = optarg; break;
@@ -95,19 +92,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         case 't': o->temperature = cli_parse_double("--temperature", optarg, 0, 1e6); break;
         case 'k': o->top_k = cli_parse_int("--top-k", optarg, 0, 1 << 30); break;
         case 'p': o->top_p = cli_parse_double("--top-p", optarg, 1e-12, 1); break;
-        case OPT_SEED: o->common.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
         case OPT_RNG_BITS:
             o->rng_bits = cli_parse_int("--rng-bits", optarg, 32, 64);
             if (o->rng_bits != 32 && o->rng_bits != 64) die_usage("--rng-bits must be 32 or 64");
             break;
-        case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case OPT_DEVICE: o->dev.device = optarg; break;
-        case OPT_PRECISION: o->dev.precision = optarg; break;
-        case 'o': o->common.output = optarg; break;
-        case OPT_FORCE: o->common.force = true; break;
-        case OPT_NO_PROV: o->common.no_provenance = true; break;
-        case 'h': exit(usage(stdout, EXIT_OK));
-        case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
         default: exit(cli_short_usage(usage));
         }
     }

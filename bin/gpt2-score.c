@@ -56,8 +56,7 @@ struct options {
     bool bos, hf, logprobs;
 };
 
-enum { OPT_BOS = 256, OPT_FIRST, OPT_FROM, OPT_WINDOW, OPT_STRIDE, OPT_HF, OPT_LOGPROBS,
-       OPT_DEVICE, OPT_PRECISION, OPT_FORCE, OPT_NO_PROV, OPT_VERSION };
+enum { OPT_BOS = 256, OPT_FIRST, OPT_FROM, OPT_WINDOW, OPT_STRIDE, OPT_HF, OPT_LOGPROBS };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -67,12 +66,9 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"window", required_argument, NULL, OPT_WINDOW},
         {"stride", required_argument, NULL, OPT_STRIDE},
         {"hf-weighting", no_argument, NULL, OPT_HF}, {"logprobs", no_argument, NULL, OPT_LOGPROBS},
-        {"batch", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 'j'},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"precision", required_argument, NULL, OPT_PRECISION},
-        {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, OPT_FORCE},
-        {"no-provenance", no_argument, NULL, OPT_NO_PROV}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        {"batch", required_argument, NULL, 'b'}, CLI_OPTION_THREADS, CLI_OPTION_DEVICE,
+        CLI_OPTION_PRECISION, CLI_OPTION_OUTPUT, CLI_OPTION_FORCE, CLI_OPTION_NO_PROVENANCE,
+        CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->first = -1;
@@ -80,6 +76,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->dev.device = "cpu";
     int c;
     while ((c = getopt_long(argc, argv, "m:b:j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &o->common, &o->dev, usage)) continue;
         switch (c) {
         case 'm': o->model = optarg; break;
         case OPT_BOS: o->bos = true; break;
@@ -93,14 +90,6 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_HF: o->hf = true; break;
         case OPT_LOGPROBS: o->logprobs = true; break;
         case 'b': o->batch = cli_parse_int("--batch", optarg, 1, 4096); break;
-        case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case OPT_DEVICE: o->dev.device = optarg; break;
-        case OPT_PRECISION: o->dev.precision = optarg; break;
-        case 'o': o->common.output = optarg; break;
-        case OPT_FORCE: o->common.force = true; break;
-        case OPT_NO_PROV: o->common.no_provenance = true; break;
-        case 'h': exit(usage(stdout, EXIT_OK));
-        case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
         default: exit(cli_short_usage(usage));
         }
     }

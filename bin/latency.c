@@ -70,8 +70,7 @@ struct options {
     enum sedd_predictor predictor;
 };
 
-enum { OPT_GPT2 = 256, OPT_SEDD, OPT_STEPS, OPT_BATCH, OPT_SAMPLER, OPT_DEVICE, OPT_PRECISION,
-       OPT_SEED, OPT_VERSION };
+enum { OPT_GPT2 = 256, OPT_SEDD, OPT_STEPS, OPT_BATCH, OPT_SAMPLER };
 
 /* Parses a comma-separated list of integers in [lo, hi] into out (at most MAX_LIST), or dies
  * with exit 2 naming the option. @return the count. */
@@ -97,11 +96,9 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"steps", required_argument, NULL, OPT_STEPS}, {"batch", required_argument, NULL, OPT_BATCH},
         {"length", required_argument, NULL, 'l'}, {"sampler", required_argument, NULL, OPT_SAMPLER},
         {"repeats", required_argument, NULL, 'r'}, {"warmup", required_argument, NULL, 'w'},
-        {"format", required_argument, NULL, 'f'}, {"device", required_argument, NULL, OPT_DEVICE},
-        {"precision", required_argument, NULL, OPT_PRECISION},
-        {"seed", required_argument, NULL, OPT_SEED}, {"threads", required_argument, NULL, 'j'},
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        {"format", required_argument, NULL, 'f'}, CLI_OPTION_DEVICE, CLI_OPTION_PRECISION,
+        CLI_OPTION_SEED, CLI_OPTION_THREADS, CLI_OPTION_OUTPUT, CLI_OPTION_HELP, CLI_OPTION_VERSION,
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->steps[0] = 16, o->steps[1] = 32, o->steps[2] = 64, o->steps[3] = 128, o->n_steps = 4;
@@ -113,6 +110,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->predictor = SEDD_PRED_ANALYTIC;
     int c;
     while ((c = getopt_long(argc, argv, "l:r:w:f:j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &o->common, &o->dev, usage)) continue;
         switch (c) {
         case OPT_GPT2: o->gpt2 = optarg; break;
         case OPT_SEDD: o->sedd = optarg; break;
@@ -131,13 +129,6 @@ static void parse_options(int argc, char **argv, struct options *o)
                 die_usage("--format must be csv or json, not '%s'", optarg);
             o->format = optarg;
             break;
-        case OPT_DEVICE: o->dev.device = optarg; break;
-        case OPT_PRECISION: o->dev.precision = optarg; break;
-        case OPT_SEED: o->common.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
-        case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case 'o': o->common.output = optarg; break;
-        case 'h': exit(usage(stdout, EXIT_OK));
-        case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
         default: exit(cli_short_usage(usage));
         }
     }

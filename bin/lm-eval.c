@@ -53,7 +53,7 @@ static int usage(FILE *fp, int status)
     return status;
 }
 
-enum { OPT_TASK = 256, OPT_LIMIT, OPT_BOS, OPT_SEED, OPT_VOCAB, OPT_DEVICE, OPT_PRECISION, OPT_VERSION };
+enum { OPT_TASK = 256, OPT_LIMIT, OPT_BOS, OPT_VOCAB };
 
 /* The model behind the requests: GPT-2 or SEDD. */
 struct scorer {
@@ -139,38 +139,31 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"task", required_argument, NULL, OPT_TASK},
         {"limit", required_argument, NULL, OPT_LIMIT}, {"bos", no_argument, NULL, OPT_BOS},
-        {"t-samples", required_argument, NULL, 'K'}, {"seed", required_argument, NULL, OPT_SEED},
+        {"t-samples", required_argument, NULL, 'K'}, CLI_OPTION_SEED,
         {"vocab", required_argument, NULL, OPT_VOCAB}, {"docs", required_argument, NULL, 'o'},
-        {"output", required_argument, NULL, 'o'}, {"threads", required_argument, NULL, 'j'},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"precision", required_argument, NULL, OPT_PRECISION},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
+        CLI_OPTION_OUTPUT, CLI_OPTION_THREADS, CLI_OPTION_DEVICE, CLI_OPTION_PRECISION,
+        CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
-    const char *model = NULL, *task_name = NULL, *vocab = NULL, *docs = NULL;
-    long long limit = -1, t_samples = 0, seed = -1;
+    const char *model = NULL, *task_name = NULL, *vocab = NULL;
+    long long limit = -1, t_samples = 0;
+    struct cli_common common = {0};
     bool bos = false;
     struct cli_device dev = {.device = "cpu"};
-    int threads = 0, c;
+    int c;
     err_t e;
     while ((c = getopt_long(argc, argv, "m:o:j:K:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &common, &dev, usage)) continue;
         switch (c) {
         case 'm': model = optarg; break;
         case OPT_TASK: task_name = optarg; break;
         case OPT_LIMIT: limit = cli_parse_int("--limit", optarg, 0, 1LL << 40); break;
         case OPT_BOS: bos = true; break;
-        case OPT_SEED: seed = cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
         case 'K': t_samples = cli_parse_int("--t-samples", optarg, 1, 1 << 20); break;
         case OPT_VOCAB: vocab = optarg; break;
-        case 'o': docs = optarg; break;
-        case 'j': threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case OPT_DEVICE: dev.device = optarg; break;
-        case OPT_PRECISION: dev.precision = optarg; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }
+    const char *docs = common.output;
     if (!model) die_usage("--model DIR is required");
     if (!task_name) die_usage("--task T is required");
     lmeval_task task;
@@ -180,12 +173,12 @@ int main(int argc, char **argv)
     const char *input = optind < argc ? argv[optind] : NULL;
     FILE *fp = cli_open_input(input, usage);
     cli_device_open(&dev);
-    backend_cpu_set_threads(cli_threads(threads));
+    backend_cpu_set_threads(cli_threads(common.threads));
 
     struct config cfg;
     if (config_read_dir(model, &cfg, &e) < 0) die("%s", e.msg);
     bool is_sedd = cfg.kind == CONFIG_SEDD;
-    if (!is_sedd && (t_samples || seed >= 0))
+    if (!is_sedd && (t_samples || common.seed_given))
         die_usage("--t-samples and --seed apply to SEDD models; %s is GPT-2", model);
     int64_t model_vocab = is_sedd ? cfg.sedd.tokens : cfg.gpt2.vocab_size;
     bpe_t *bpe = vocab ? bpe_load(vocab, &e) : bpe_load_default(&e);
@@ -198,9 +191,9 @@ int main(int argc, char **argv)
     if (eot < 0) die("%s: the vocabulary has no %s token", bpe_dir(bpe), BPE_EOT);
     bpe_enc_t *enc = bpe_enc_new(bpe, &e);
     if (!enc) die("%s", e.msg);
-    struct scorer sc = {.K = t_samples ? (int)t_samples : 32, .seed = seed >= 0 ? (uint64_t)seed : 0};
+    struct scorer sc = {.K = t_samples ? (int)t_samples : 32, .seed = common.seed};
     if (is_sedd) {
-        sedd_set_threads(cli_threads(threads));
+        sedd_set_threads(cli_threads(common.threads));
         if (!(sc.sedd = sedd_load(model, dev.be, &e))) die("%s", e.msg);
         const struct config_sedd *sc_cfg = sedd_config(sc.sedd);
         sedd_graph_init(&sc.g, sc_cfg->graph, sc_cfg->tokens);

@@ -42,7 +42,7 @@ static int usage(FILE *fp, int status)
     return status;
 }
 
-enum { OPT_MAX = 256, OPT_DEVICE, OPT_PRECISION, OPT_FORCE, OPT_VERSION };
+enum { OPT_MAX = 256 };
 
 /* Copies the finished file at tmp to stdout; dies like every tool on a write error. */
 static void copy_to_stdout(const char *tmp)
@@ -64,31 +64,23 @@ int main(int argc, char **argv)
     cli_init("mauve-prep");
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"max-tokens", required_argument, NULL, OPT_MAX},
-        {"threads", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"precision", required_argument, NULL, OPT_PRECISION},
-        {"force", no_argument, NULL, OPT_FORCE}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        CLI_OPTION_THREADS, CLI_OPTION_OUTPUT, CLI_OPTION_DEVICE, CLI_OPTION_PRECISION,
+        CLI_OPTION_FORCE, CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
-    const char *model = NULL, *output = NULL;
+    const char *model = NULL;
     long long max_tokens = 0;
-    int threads = 0, c;
-    bool force = false;
+    struct cli_common common = {0};
+    int c;
     struct cli_device dev = {.device = "cpu"};
     while ((c = getopt_long(argc, argv, "m:j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &common, &dev, usage)) continue;
         switch (c) {
         case 'm': model = optarg; break;
         case OPT_MAX: max_tokens = cli_parse_int("--max-tokens", optarg, 1, 1 << 20); break;
-        case 'j': threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case 'o': output = optarg; break;
-        case OPT_DEVICE: dev.device = optarg; break;
-        case OPT_PRECISION: dev.precision = optarg; break;
-        case OPT_FORCE: force = true; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }
+    const char *output = common.output;
     if (!model) die_usage("--model DIR is required");
     if (argc - optind > 1) die_usage("expected at most one input file");
     const char *input = optind < argc ? argv[optind] : NULL;
@@ -101,10 +93,10 @@ int main(int argc, char **argv)
         if (!freopen(output, "wb", stdout)) die_errno("cannot open '%s'", output);
         to_stdout = true;
     }
-    if (to_stdout && !force && isatty(STDOUT_FILENO))
+    if (to_stdout && !common.force && isatty(STDOUT_FILENO))
         die_usage("refusing to write binary output to a terminal (use -o FILE or --force)");
     cli_device_open(&dev);
-    backend_cpu_set_threads(cli_threads(threads));
+    backend_cpu_set_threads(cli_threads(common.threads));
 
     err_t e;
     gpt2_t *m = gpt2_load(model, NULL, dev.be, &e);

@@ -131,7 +131,7 @@ int main(int argc, char **argv)
 {
     cli_init("mauve");
     enum { OPT_DIM = 256, OPT_SEED, OPT_SEEDS, OPT_BUCKETS, OPT_EV, OPT_REDO, OPT_ITER,
-           OPT_SCALING, OPT_CURVE, OPT_VERSION };
+           OPT_SCALING, OPT_CURVE };
     static const struct option longopts[] = {
         {"p", required_argument, NULL, 'p'}, {"q", required_argument, NULL, 'q'},
         {"dim", required_argument, NULL, OPT_DIM}, {"seed", required_argument, NULL, OPT_SEED},
@@ -141,17 +141,18 @@ int main(int argc, char **argv)
         {"redo", required_argument, NULL, OPT_REDO}, {"iter", required_argument, NULL, OPT_ITER},
         {"scaling", required_argument, NULL, OPT_SCALING},
         {"curve-size", required_argument, NULL, OPT_CURVE},
-        {"threads", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
+        CLI_OPTION_THREADS, CLI_OPTION_OUTPUT, CLI_OPTION_HELP, CLI_OPTION_VERSION,
         {NULL, 0, NULL, 0},
     };
     mauve_opts o = MAUVE_OPTS_DEFAULT;
-    const char *pf = NULL, *qf = NULL, *output = NULL;
+    const char *pf = NULL, *qf = NULL;
+    struct cli_common common = {0};
     size_t dim = 0, buckets = 0, n_seeds = 1;
     long long seeds[1024] = {25};
     bool many = false;
     int c;
     while ((c = getopt_long(argc, argv, "p:q:j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &common, NULL, usage)) continue;
         switch (c) {
         case 'p': pf = optarg; break;
         case 'q': qf = optarg; break;
@@ -172,13 +173,10 @@ int main(int argc, char **argv)
         case OPT_ITER: o.kmeans_iter = (int)cli_parse_int("--iter", optarg, 1, 1000000); break;
         case OPT_SCALING: o.scaling = cli_parse_double("--scaling", optarg, 1e-9, 1e9); break;
         case OPT_CURVE: o.curve_size = (int)cli_parse_int("--curve-size", optarg, 1, 1000000); break;
-        case 'j': o.threads = (int)cli_parse_int("--threads", optarg, 0, 4096); break;
-        case 'o': output = optarg; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }
+    o.threads = common.threads;
     if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
     if (!pf || !qf) die_usage("both -p and -q are required");
 #ifdef _OPENMP
@@ -239,7 +237,7 @@ int main(int argc, char **argv)
         json_object_set_new(res, "runs", runs);
     }
     cli_output out;
-    cli_output_open(&out, output, false, false);
+    cli_output_open(&out, common.output, false, false);
     json_dumpf(res, out.fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     fputc('\n', out.fp);
     cli_output_commit(&out);

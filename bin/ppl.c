@@ -48,7 +48,7 @@ static int usage(FILE *fp, int status)
     return status;
 }
 
-enum { OPT_NLL = 256, OPT_COUNT, OPT_BATCH, OPT_EOS, OPT_VERSION };
+enum { OPT_NLL = 256, OPT_COUNT, OPT_BATCH, OPT_EOS };
 
 /* A number, or null when the rule is undefined (NaN). */
 static json_t *jreal(double x) { return isfinite(x) ? json_real(x) : json_null(); }
@@ -86,22 +86,20 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"nll", required_argument, NULL, OPT_NLL}, {"count", required_argument, NULL, OPT_COUNT},
         {"batch", required_argument, NULL, OPT_BATCH}, {"eos", required_argument, NULL, OPT_EOS},
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        CLI_OPTION_OUTPUT, CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
-    const char *nll_key = "nll", *count_key = "n_scored", *output = NULL;
+    const char *nll_key = "nll", *count_key = "n_scored";
+    struct cli_common common = {0};
     size_t batch = 32;
     int64_t eos = -2; /* -2: the stream's eot */
     int c;
     while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &common, NULL, usage)) continue;
         switch (c) {
         case OPT_NLL: nll_key = optarg; break;
         case OPT_COUNT: count_key = optarg; break;
         case OPT_BATCH: batch = (size_t)cli_parse_int("--batch", optarg, 1, 1 << 30); break;
         case OPT_EOS: eos = cli_parse_int("--eos", optarg, 0, UINT32_MAX); break;
-        case 'o': output = optarg; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case OPT_VERSION: cli_print_version(); return EXIT_OK;
         default: return cli_short_usage(usage);
         }
     }
@@ -169,7 +167,7 @@ int main(int argc, char **argv)
     }
     if (with_hf == records && hf_n > 0) json_object_set_new(o, "ppl_hf", json_real(exp(hf_sum / hf_n)));
     cli_output out;
-    cli_output_open(&out, output, false, false);
+    cli_output_open(&out, common.output, false, false);
     if (json_dumpf(o, out.fp, JSON_REAL_PRECISION(17)) < 0 || fputc('\n', out.fp) == EOF)
         clearerr(out.fp), fputc('\n', out.fp); /* any error is reported by commit */
     cli_output_commit(&out);

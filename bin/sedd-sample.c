@@ -66,9 +66,8 @@ struct options {
     double eps;
 };
 
-enum { OPT_STEPS = 256, OPT_SAMPLER, OPT_LENGTH, OPT_FIRST, OPT_SEED, OPT_PREC, OPT_EPS,
-       OPT_NO_DENOISE, OPT_KEEP_PREFIX, OPT_KEEP_SUFFIX, OPT_DEVICE, OPT_PRECISION, OPT_FORCE,
-       OPT_NO_PROV, OPT_PROGRESS, OPT_VERSION };
+enum { OPT_STEPS = 256, OPT_SAMPLER, OPT_LENGTH, OPT_FIRST, OPT_PREC, OPT_EPS,
+       OPT_NO_DENOISE, OPT_KEEP_PREFIX, OPT_KEEP_SUFFIX };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -77,18 +76,15 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"sampler", required_argument, NULL, OPT_SAMPLER},
         {"length", required_argument, NULL, OPT_LENGTH},
         {"count", required_argument, NULL, 'n'}, {"first-id", required_argument, NULL, OPT_FIRST},
-        {"seed", required_argument, NULL, OPT_SEED}, {"batch", required_argument, NULL, 'b'},
+        CLI_OPTION_SEED, {"batch", required_argument, NULL, 'b'},
         {"sampling-precision", required_argument, NULL, OPT_PREC},
         {"eps", required_argument, NULL, OPT_EPS},
         {"no-denoise", no_argument, NULL, OPT_NO_DENOISE},
         {"keep-prefix", required_argument, NULL, OPT_KEEP_PREFIX},
-        {"keep-suffix", required_argument, NULL, OPT_KEEP_SUFFIX},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"precision", required_argument, NULL, OPT_PRECISION},
-        {"threads", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, OPT_FORCE}, {"no-provenance", no_argument, NULL, OPT_NO_PROV},
-        {"progress", no_argument, NULL, OPT_PROGRESS}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        {"keep-suffix", required_argument, NULL, OPT_KEEP_SUFFIX}, CLI_OPTION_DEVICE,
+        CLI_OPTION_PRECISION, CLI_OPTION_THREADS, CLI_OPTION_OUTPUT, CLI_OPTION_FORCE,
+        CLI_OPTION_NO_PROVENANCE, CLI_OPTION_PROGRESS, CLI_OPTION_HELP, CLI_OPTION_VERSION,
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->dev.device = "cpu";
@@ -102,6 +98,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->eps = 1e-5;
     int c, count_given = 0;
     while ((c = getopt_long(argc, argv, "m:n:b:j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &o->common, &o->dev, usage)) continue;
         switch (c) {
         case 'm': o->model = optarg; break;
         case OPT_STEPS: o->steps = (int)cli_parse_int("--steps", optarg, 1, 1 << 20); break;
@@ -113,7 +110,6 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_LENGTH: o->length = cli_parse_int("--length", optarg, 1, 1 << 20); break;
         case 'n': o->count = cli_parse_int("--count", optarg, 0, 1LL << 40); count_given = 1; break;
         case OPT_FIRST: o->first_id = (uint64_t)cli_parse_int("--first-id", optarg, 0, INT64_MAX); break;
-        case OPT_SEED: o->common.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
         case 'b': o->batch = (int)cli_parse_int("--batch", optarg, 1, 4096); break;
         case OPT_PREC: o->precision = (int)cli_parse_int("--sampling-precision", optarg, 32, 64);
             if (o->precision != 32 && o->precision != 64)
@@ -123,15 +119,6 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_NO_DENOISE: o->denoise = 0; break;
         case OPT_KEEP_PREFIX: o->keep_prefix = cli_parse_int("--keep-prefix", optarg, 0, 1 << 20); break;
         case OPT_KEEP_SUFFIX: o->keep_suffix = cli_parse_int("--keep-suffix", optarg, 0, 1 << 20); break;
-        case OPT_DEVICE: o->dev.device = optarg; break;
-        case OPT_PRECISION: o->dev.precision = optarg; break;
-        case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case 'o': o->common.output = optarg; break;
-        case OPT_FORCE: o->common.force = true; break;
-        case OPT_NO_PROV: o->common.no_provenance = true; break;
-        case OPT_PROGRESS: o->common.progress = true; break;
-        case 'h': exit(usage(stdout, EXIT_OK));
-        case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
         default: exit(cli_short_usage(usage));
         }
     }

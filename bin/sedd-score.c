@@ -57,21 +57,17 @@ struct options {
     enum sedd_tgrid grid;
 };
 
-enum { OPT_TGRID = 256, OPT_BLOCK, OPT_SEED, OPT_DEVICE, OPT_PRECISION, OPT_FORCE, OPT_NO_PROV,
-       OPT_PROGRESS, OPT_VERSION };
+enum { OPT_TGRID = 256, OPT_BLOCK };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"t-samples", required_argument, NULL, 'K'},
         {"t-sampling", required_argument, NULL, OPT_TGRID},
-        {"block", required_argument, NULL, OPT_BLOCK}, {"seed", required_argument, NULL, OPT_SEED},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"precision", required_argument, NULL, OPT_PRECISION},
-        {"threads", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, OPT_FORCE}, {"no-provenance", no_argument, NULL, OPT_NO_PROV},
-        {"progress", no_argument, NULL, OPT_PROGRESS}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        {"block", required_argument, NULL, OPT_BLOCK}, CLI_OPTION_SEED, CLI_OPTION_DEVICE,
+        CLI_OPTION_PRECISION, CLI_OPTION_THREADS, CLI_OPTION_OUTPUT, CLI_OPTION_FORCE,
+        CLI_OPTION_NO_PROVENANCE, CLI_OPTION_PROGRESS, CLI_OPTION_HELP, CLI_OPTION_VERSION,
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->dev.device = "cpu";
@@ -79,6 +75,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->grid = SEDD_T_STRATIFIED;
     int c;
     while ((c = getopt_long(argc, argv, "m:K:j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &o->common, &o->dev, usage)) continue;
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'K': o->K = (int)cli_parse_int("--t-samples", optarg, 1, 1 << 20); break;
@@ -90,16 +87,6 @@ static void parse_options(int argc, char **argv, struct options *o)
                            optarg);
             break;
         case OPT_BLOCK: o->block = cli_parse_int("--block", optarg, 1, 1 << 20); break;
-        case OPT_SEED: o->common.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
-        case OPT_DEVICE: o->dev.device = optarg; break;
-        case OPT_PRECISION: o->dev.precision = optarg; break;
-        case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case 'o': o->common.output = optarg; break;
-        case OPT_FORCE: o->common.force = true; break;
-        case OPT_NO_PROV: o->common.no_provenance = true; break;
-        case OPT_PROGRESS: o->common.progress = true; break;
-        case 'h': exit(usage(stdout, EXIT_OK));
-        case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
         default: exit(cli_short_usage(usage));
         }
     }

@@ -39,7 +39,7 @@ struct options {
     long long skip, every, records, from, to; /* to < 0: open end */
 };
 
-enum { OPT_SKIP = 256, OPT_EVERY, OPT_TOKENS, OPT_FORCE, OPT_NO_PROV, OPT_VERSION };
+enum { OPT_SKIP = 256, OPT_EVERY, OPT_TOKENS };
 
 /* Parses "A:B", "A:" or ":B" (0 <= A < B) into o->from / o->to, or dies with exit 2. */
 static void parse_range(const char *v, struct options *o)
@@ -60,10 +60,8 @@ static const char *parse_options(int argc, char **argv, struct options *o)
     static const struct option longopts[] = {
         {"skip", required_argument, NULL, OPT_SKIP},
         {"every", required_argument, NULL, OPT_EVERY}, {"records", required_argument, NULL, 'n'},
-        {"tokens", required_argument, NULL, OPT_TOKENS}, {"output", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, OPT_FORCE}, {"no-provenance", no_argument, NULL, OPT_NO_PROV},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
+        {"tokens", required_argument, NULL, OPT_TOKENS}, CLI_OPTION_OUTPUT, CLI_OPTION_FORCE,
+        CLI_OPTION_NO_PROVENANCE, CLI_OPTION_HELP, CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->every = 1;
@@ -71,16 +69,12 @@ static const char *parse_options(int argc, char **argv, struct options *o)
     o->to = -1;
     int c;
     while ((c = getopt_long(argc, argv, "n:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &o->common, NULL, usage)) continue;
         switch (c) {
         case OPT_SKIP: o->skip = cli_parse_int("--skip", optarg, 0, 1LL << 40); break;
         case OPT_EVERY: o->every = cli_parse_int("--every", optarg, 1, 1LL << 40); break;
         case 'n': o->records = cli_parse_int("--records", optarg, 0, 1LL << 40); break;
         case OPT_TOKENS: parse_range(optarg, o); break;
-        case 'o': o->common.output = optarg; break;
-        case OPT_FORCE: o->common.force = true; break;
-        case OPT_NO_PROV: o->common.no_provenance = true; break;
-        case 'h': exit(usage(stdout, EXIT_OK));
-        case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
         default: exit(cli_short_usage(usage));
         }
     }

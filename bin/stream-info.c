@@ -39,20 +39,15 @@ int main(int argc, char **argv)
 {
     cli_init("stream-info");
     static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        CLI_OPTION_OUTPUT,
+        CLI_OPTION_HELP,
+        CLI_OPTION_VERSION,
         {NULL, 0, NULL, 0},
     };
     int c;
-    const char *output = NULL;
+    struct cli_common common = {0};
     while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'o': output = optarg; break;
-        case 'h': return usage(stdout, EXIT_OK);
-        case 'V': cli_print_version(); return EXIT_OK;
-        default: return cli_short_usage(usage);
-        }
+        if (!cli_common_option(c, optarg, &common, NULL, usage)) return cli_short_usage(usage);
     }
     if (argc - optind > 1) die_usage("expected at most one input file");
     const char *input = optind < argc ? argv[optind] : NULL;
@@ -95,7 +90,7 @@ int main(int argc, char **argv)
         "distinct_tokens", (json_int_t)distinct, "fields", field_names);
     if (!summary) die("out of memory");
     cli_output out;
-    cli_output_open(&out, output, false, false);
+    cli_output_open(&out, common.output, false, false);
     json_dumpf(summary, out.fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     fputc('\n', out.fp);
     cli_output_commit(&out);

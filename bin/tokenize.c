@@ -53,7 +53,7 @@ struct options {
 };
 
 enum { OPT_LINES = 256, OPT_JSONL, OPT_FIELD, OPT_EOS, OPT_BLOCK, OPT_REMAINDER, OPT_UTF8,
-       OPT_VOCAB, OPT_FORCE, OPT_NO_PROV, OPT_PROGRESS, OPT_VERSION };
+       OPT_VOCAB };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -66,13 +66,13 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"remainder", required_argument, NULL, OPT_REMAINDER},
         {"invalid-utf8", required_argument, NULL, OPT_UTF8},
         {"vocab", required_argument, NULL, OPT_VOCAB},
-        {"threads", required_argument, NULL, 'j'},
-        {"output", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"no-provenance", no_argument, NULL, OPT_NO_PROV},
-        {"progress", no_argument, NULL, OPT_PROGRESS},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
+        CLI_OPTION_THREADS,
+        CLI_OPTION_OUTPUT,
+        CLI_OPTION_FORCE,
+        CLI_OPTION_NO_PROVENANCE,
+        CLI_OPTION_PROGRESS,
+        CLI_OPTION_HELP,
+        CLI_OPTION_VERSION,
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -81,6 +81,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->common.threads = 1;
     int c, field_given = 0;
     while ((c = getopt_long(argc, argv, "j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &o->common, NULL, usage)) continue;
         switch (c) {
         case OPT_LINES: o->mode = TEXTIN_LINES; break;
         case OPT_JSONL: o->mode = TEXTIN_JSONL; break;
@@ -98,13 +99,6 @@ static void parse_options(int argc, char **argv, struct options *o)
             else die_usage("invalid value '%s' for --invalid-utf8 (expected error or replace)", optarg);
             break;
         case OPT_VOCAB: o->vocab = optarg; break;
-        case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case 'o': o->common.output = optarg; break;
-        case OPT_FORCE: o->common.force = true; break;
-        case OPT_NO_PROV: o->common.no_provenance = true; break;
-        case OPT_PROGRESS: o->common.progress = true; break;
-        case 'h': exit(usage(stdout, EXIT_OK));
-        case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
         default: exit(cli_short_usage(usage));
         }
     }

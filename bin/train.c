@@ -154,8 +154,7 @@ static const struct arch {
 enum { OPT_ARCH = 256, OPT_DATA, OPT_VAL, OPT_INIT, OPT_RESUME, OPT_LAYERS, OPT_WIDTH,
        OPT_HEADS, OPT_CONTEXT, OPT_VOCAB, OPT_COND, OPT_STEPS, OPT_LR, OPT_WARMUP, OPT_COSINE,
        OPT_LR_MIN, OPT_BETA1, OPT_BETA2, OPT_WD, OPT_CLIP, OPT_EMA, OPT_EVAL_EVERY,
-       OPT_EVAL_BATCHES, OPT_SAVE_EVERY, OPT_SEED, OPT_STOP_AT, OPT_DTYPE, OPT_PROGRESS, OPT_VERSION,
-       OPT_DEVICE, OPT_PRECISION };
+       OPT_EVAL_BATCHES, OPT_SAVE_EVERY, OPT_STOP_AT, OPT_DTYPE };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
@@ -179,13 +178,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
         {"eval-batches", required_argument, NULL, OPT_EVAL_BATCHES},
         {"save-every", required_argument, NULL, OPT_SAVE_EVERY},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"stop-at", required_argument, NULL, OPT_STOP_AT}, {"dtype", required_argument, NULL, OPT_DTYPE},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"precision", required_argument, NULL, OPT_PRECISION},
-        {"threads", required_argument, NULL, 'j'}, {"output", required_argument, NULL, 'o'},
-        {"progress", no_argument, NULL, OPT_PROGRESS}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+        CLI_OPTION_SEED, {"stop-at", required_argument, NULL, OPT_STOP_AT},
+        {"dtype", required_argument, NULL, OPT_DTYPE}, CLI_OPTION_DEVICE, CLI_OPTION_PRECISION,
+        CLI_OPTION_THREADS, CLI_OPTION_OUTPUT, CLI_OPTION_PROGRESS, CLI_OPTION_HELP,
+        CLI_OPTION_VERSION, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     train_defaults(&o->train);
@@ -197,6 +193,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     int c;
     bool sized = false;
     while ((c = getopt_long(argc, argv, "b:j:o:h", longopts, NULL)) != -1) {
+        if (cli_common_option(c, optarg, &o->common, &o->dev, usage)) continue;
         switch (c) {
         case OPT_ARCH: o->arch = optarg; break;
         case OPT_DATA: o->data = optarg; break;
@@ -223,19 +220,13 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_EVAL_EVERY: t->eval_every = (int)cli_parse_int("--eval-every", optarg, 0, INT32_MAX); break;
         case OPT_EVAL_BATCHES: t->eval_batches = (int)cli_parse_int("--eval-batches", optarg, 0, big); break;
         case OPT_SAVE_EVERY: t->save_every = (int)cli_parse_int("--save-every", optarg, 0, INT32_MAX); break;
-        case OPT_SEED: t->seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
         case OPT_STOP_AT: t->stop_at = (int)cli_parse_int("--stop-at", optarg, 1, INT32_MAX); break;
         case OPT_DTYPE: t->dtype = optarg; break;
-        case OPT_DEVICE: o->dev.device = optarg; break;
-        case OPT_PRECISION: o->dev.precision = optarg; break;
-        case 'j': o->common.threads = (int)cli_parse_int("--threads", optarg, 0, 1024); break;
-        case 'o': o->common.output = optarg; break;
-        case OPT_PROGRESS: t->progress = true; break;
-        case 'h': exit(usage(stdout, EXIT_OK));
-        case OPT_VERSION: cli_print_version(); exit(EXIT_OK);
         default: exit(cli_short_usage(usage));
         }
     }
+    t->seed = o->common.seed;
+    t->progress = o->common.progress;
     if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
     if (!o->common.output || strcmp(o->common.output, "-") == 0)
         die_usage("-o DIR (the checkpoint directory) is required");

@@ -104,6 +104,30 @@ void cli_print_version(void)
            device_build_info(), DLM_CC, DLM_CFLAGS);
 }
 
+bool cli_common_option(int c, const char *arg, struct cli_common *common, struct cli_device *dev,
+                       int (*usage)(FILE *, int))
+{
+    switch (c) {
+    case 'h': exit(usage(stdout, EXIT_OK));
+    case CLI_OPT_VERSION: cli_print_version(); exit(EXIT_OK);
+    case CLI_OPT_DEVICE: if (!dev) return false; dev->device = arg; return true;
+    case CLI_OPT_PRECISION: if (!dev) return false; dev->precision = arg; return true;
+    }
+    if (!common) return false;
+    switch (c) {
+    case 'o': common->output = arg; return true;
+    case CLI_OPT_SEED:
+        common->seed = (uint64_t)cli_parse_int("--seed", arg, 0, INT64_MAX);
+        common->seed_given = true;
+        return true;
+    case 'j': common->threads = (int)cli_parse_int("--threads", arg, 0, 1024); return true;
+    case CLI_OPT_NO_PROVENANCE: common->no_provenance = true; return true;
+    case CLI_OPT_FORCE: common->force = true; return true;
+    case CLI_OPT_PROGRESS: common->progress = true; return true;
+    default: return false;
+    }
+}
+
 FILE *cli_open_input(const char *path, int (*usage)(FILE *, int))
 {
     if (!path || strcmp(path, "-") == 0) {

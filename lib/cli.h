@@ -4,6 +4,7 @@
 #ifndef DLM_CLI_H
 #define DLM_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,15 +28,67 @@ _Noreturn void die_errno(const char *fmt, ...) __attribute__((format(printf, 1, 
 /* Prints "<tool>: <message>" and "Try '<tool> --help'." on stderr, exits 2. */
 _Noreturn void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Options shared by the tools (lib/cli.c parses them; a tool lists the ones it accepts). */
+/* Options shared by the tools; cli_common_option() parses them, a tool lists the ones it accepts. */
 struct cli_common {
     const char *output;   /* -o FILE; NULL or "-" = stdout */
     uint64_t seed;        /* --seed */
+    bool seed_given;      /* --seed was given (seed stays 0 otherwise) */
     int threads;          /* --threads / -j; 0 = all cores */
     bool no_provenance;   /* --no-provenance */
     bool force;           /* --force: write binary output to a terminal */
     bool progress;        /* --progress: progress line even when stderr is not a terminal */
 };
+
+/* A model tool's --device (cpu, cuda, auto) and --precision (fp32, bf16) options. */
+struct cli_device {
+    const char *device;     /* --device value; the tool sets its default ("cpu") */
+    const char *precision;  /* --precision value; NULL = fp32 */
+    /* set by cli_device_open: */
+    device_kind kind;
+    const backend *be;
+    char label[16];         /* for provenance: "cpu", "cuda" or "cuda/bf16" */
+};
+
+/* Resolves d->device and d->precision (lib/device.h): starts the device and sets the precision
+ * of the matrix products. An unknown or unavailable choice (this build has no CUDA, no GPU is
+ * visible, bf16 on the CPU) dies with exit 2 naming it; a GPU that fails to start, with exit 1. */
+void cli_device_open(struct cli_device *d);
+
+/* getopt_long codes of the shared long options without a letter (-o, -j, -h keep 'o', 'j',
+ * 'h'). A tool's own long-only codes start at 256 and stay below these; its own letters are
+ * none of o, j, h. */
+enum {
+    CLI_OPT_SEED = 0x1000,
+    CLI_OPT_NO_PROVENANCE,
+    CLI_OPT_FORCE,
+    CLI_OPT_PROGRESS,
+    CLI_OPT_DEVICE,
+    CLI_OPT_PRECISION,
+    CLI_OPT_VERSION,
+};
+
+/* getopt_long table entries of the shared options: a tool lists exactly the ones it accepts
+ * (and "o:", "j:", "h" in its short-option string for the lettered ones). */
+#define CLI_OPTION_OUTPUT {"output", required_argument, NULL, 'o'}
+#define CLI_OPTION_SEED {"seed", required_argument, NULL, CLI_OPT_SEED}
+#define CLI_OPTION_THREADS {"threads", required_argument, NULL, 'j'}
+#define CLI_OPTION_NO_PROVENANCE {"no-provenance", no_argument, NULL, CLI_OPT_NO_PROVENANCE}
+#define CLI_OPTION_FORCE {"force", no_argument, NULL, CLI_OPT_FORCE}
+#define CLI_OPTION_PROGRESS {"progress", no_argument, NULL, CLI_OPT_PROGRESS}
+#define CLI_OPTION_DEVICE {"device", required_argument, NULL, CLI_OPT_DEVICE}
+#define CLI_OPTION_PRECISION {"precision", required_argument, NULL, CLI_OPT_PRECISION}
+#define CLI_OPTION_HELP {"help", no_argument, NULL, 'h'}
+#define CLI_OPTION_VERSION {"version", no_argument, NULL, CLI_OPT_VERSION}
+
+/* Handles c, a code getopt_long returned (arg = its optarg), when it is a shared option: -o,
+ * --seed (an integer in [0, INT64_MAX]), -j (in [0, 1024]), --no-provenance, --force
+ * and --progress are stored in *common, --device and --precision in *dev; -h prints
+ * usage(stdout, EXIT_OK) and exits 0, --version prints cli_print_version() and exits 0. A bad
+ * value dies with exit 2 naming the option. common or dev may be NULL for a tool that takes none
+ * of their options. Call it first for every code; @return true when c was handled, false for
+ * the tool's own options and getopt's '?' (the caller's switch handles those). */
+bool cli_common_option(int c, const char *arg, struct cli_common *common, struct cli_device *dev,
+                       int (*usage)(FILE *, int));
 
 /* For a usage error (getopt has already named the bad option): prints the usage function's
  * synopsis line and "Try '<tool> --help' for more information." on stderr; returns EXIT_USAGE. */
@@ -89,21 +142,6 @@ struct ts_header;
  * --no-provenance was given. @return 0 or ERR_FAIL. */
 int cli_add_provenance(struct ts_header *h, const struct cli_common *common, int argc, char **argv,
                        uint64_t seed, const char *device, err_t *e);
-
-/* A model tool's --device (cpu, cuda, auto) and --precision (fp32, bf16) options. */
-struct cli_device {
-    const char *device;     /* --device value; the tool sets its default ("cpu") */
-    const char *precision;  /* --precision value; NULL = fp32 */
-    /* set by cli_device_open: */
-    device_kind kind;
-    const backend *be;
-    char label[16];         /* for provenance: "cpu", "cuda" or "cuda/bf16" */
-};
-
-/* Resolves d->device and d->precision (lib/device.h): starts the device and sets the precision
- * of the matrix products. An unknown or unavailable choice (this build has no CUDA, no GPU is
- * visible, bf16 on the CPU) dies with exit 2 naming it; a GPU that fails to start, with exit 1. */
-void cli_device_open(struct cli_device *d);
 
 /* Number of threads to use for a --threads value (0 = online cores). */
 int cli_threads(int requested);
