@@ -13,10 +13,6 @@
 #include "matmul.cuh"
 #include "scratch.cuh"
 
-#define GRID_STRIDE(i, n)                                                                     \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                   \
-         i += (size_t)gridDim.x * blockDim.x)
-
 // ---- column sums ------------------------------------------------------------------------------
 
 enum { COLS = 32, LANES = 32 };  // block shape of k_col_sums: dim3(COLS, LANES)
@@ -102,16 +98,8 @@ __global__ void k_layernorm_backward_rows(float *dx, float *stats, const float *
 {
     __shared__ double sh[32];
     const float *xi = x + (size_t)blockIdx.x * c, *dyi = dy + (size_t)blockIdx.x * c;
-    double s = 0;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += xi[j];
-    double mean = block_sum(s, sh) / c;
-    double sq = 0;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) {
-        double dv = xi[j] - mean;
-        sq += dv * dv;
-    }
-    sq = block_sum(sq, sh);
-    float m = (float)mean, rs = (float)(1.0 / sqrt(sq / c + eps));
+    float m, rs;
+    row_norm_stats(xi, c, eps, sh, &m, &rs);
     if (threadIdx.x == 0) stats[2 * blockIdx.x] = m, stats[2 * blockIdx.x + 1] = rs;
     if (!dx) return;
     double sg = 0, sgx = 0;
@@ -261,19 +249,13 @@ void cu_embed_backward(float *dtable, float *dpos, const int32_t *ids, const flo
 __global__ void k_rotary_backward(float *x, size_t row_stride, const float *cos,
                                   const float *sin, int T, int H, int d, size_t total)
 {
-    int half = d / 2;
     GRID_STRIDE(i, total)
     {
-        int j = (int)(i % half);
-        size_t rest = i / half;
-        int h = (int)(rest % H);
-        size_t bt = rest / H;
-        int t = (int)(bt % T);
-        float *u = x + bt * row_stride + (size_t)h * d;
-        const float *ct = cos + (size_t)t * d, *st = sin + (size_t)t * d;
-        float g1 = u[j], g2 = u[j + half];
-        u[j] = g1 * ct[j] + g2 * st[j + half];
-        u[j + half] = g2 * ct[j + half] - g1 * st[j];
+        rotary_pair p = rotary_pair_at(x, row_stride, cos, sin, T, H, d, i);
+        int j = p.j, half = p.half;
+        float g1 = p.u[j], g2 = p.u[j + half];
+        p.u[j] = g1 * p.ct[j] + g2 * p.st[j + half];
+        p.u[j + half] = g2 * p.ct[j + half] - g1 * p.st[j];
     }
 }
 

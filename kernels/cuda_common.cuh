@@ -48,6 +48,11 @@
  * small enough for several resident blocks per SM. Tests use shapes that are not multiples. */
 enum { CU_BLOCK = 256 };
 
+/* A grid-stride loop: i takes this thread's indices of 0..n-1 (size_t), whatever the grid. */
+#define GRID_STRIDE(i, n)                                                                     \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                   \
+         i += (size_t)gridDim.x * blockDim.x)
+
 /* Blocks for a grid-stride loop over n elements (capped; the loop covers the rest). */
 static inline unsigned cu_blocks(size_t n)
 {
@@ -93,6 +98,49 @@ __device__ inline float block_max(float v, float *sh)
     r = warp_max(r);
     __syncthreads();
     return r;
+}
+
+/* A row's layer-norm statistics, computed by the whole block (every thread gets them): the mean
+ * and 1/sqrt(var + eps) of xi[0..c), both sums in double and two passes (mean, then squared
+ * deviations: no E[x²]-E[x]² cancellation), as lib/backend_cpu.c does. sh: 32 doubles. */
+__device__ inline void row_norm_stats(const float *xi, int c, float eps, double *sh, float *mean,
+                                      float *rstd)
+{
+    double s = 0;
+    for (int j = threadIdx.x; j < c; j += blockDim.x) s += xi[j];
+    double m = block_sum(s, sh) / c;
+    double sq = 0;
+    for (int j = threadIdx.x; j < c; j += blockDim.x) {
+        double dv = xi[j] - m;
+        sq += dv * dv;
+    }
+    sq = block_sum(sq, sh);
+    *mean = (float)m;
+    *rstd = (float)(1.0 / sqrt(sq / c + eps));
+}
+
+/* Element i of a rotary launch over (B,T,H, d/2 pairs) (lib/backend.h's rotary layout): the
+ * head vector u holding the pair (u[j], u[j + half]) and the cos, sin rows of its position. */
+struct rotary_pair {
+    float *u;
+    const float *ct, *st;
+    int j, half;
+};
+
+__device__ inline rotary_pair rotary_pair_at(float *x, size_t row_stride, const float *cos,
+                                             const float *sin, int T, int H, int d, size_t i)
+{
+    rotary_pair p;
+    p.half = d / 2;
+    p.j = (int)(i % p.half);
+    size_t rest = i / p.half;
+    int h = (int)(rest % H);
+    size_t bt = rest / H;
+    int t = (int)(bt % T);
+    p.u = x + bt * row_stride + (size_t)h * d;
+    p.ct = cos + (size_t)t * d;
+    p.st = sin + (size_t)t * d;
+    return p;
 }
 
 #endif

@@ -14,16 +14,8 @@ __global__ void k_layernorm(float *y, const float *x, const float *w, const floa
     __shared__ double sh[32];
     const float *xi = x + (size_t)blockIdx.x * c;
     float *yi = y + (size_t)blockIdx.x * c;
-    double s = 0;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += xi[j];
-    double mean = block_sum(s, sh) / c;
-    double sq = 0;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) {
-        double d = xi[j] - mean;
-        sq += d * d;
-    }
-    sq = block_sum(sq, sh);
-    float m = (float)mean, rstd = (float)(1.0 / sqrt(sq / c + eps));
+    float m, rstd;
+    row_norm_stats(xi, c, eps, sh, &m, &rstd);
     for (int j = threadIdx.x; j < c; j += blockDim.x) {  // y may alias x: read before write
         float v = (xi[j] - m) * rstd;
         if (w) v *= w[j];

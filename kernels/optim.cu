@@ -10,10 +10,6 @@
 #include "optim.cuh"
 #include "scratch.cuh"
 
-#define GRID_STRIDE(i, n)                                                                     \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                   \
-         i += (size_t)gridDim.x * blockDim.x)
-
 enum { SUMSQ_TILE = 16384 };  // elements per partial sum, as the CPU's
 
 __global__ void k_sumsq_tiles(double *part, const float *x, size_t n)

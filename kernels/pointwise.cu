@@ -5,10 +5,6 @@
 #include "cuda_common.cuh"
 #include "pointwise.cuh"
 
-#define GRID_STRIDE(i, n)                                                                     \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                   \
-         i += (size_t)gridDim.x * blockDim.x)
-
 // 0.5x(1 + tanh u) written as x / (1 + exp(-2u)), as the CPU does (no cancellation near 0)
 __global__ void k_gelu_tanh(float *y, const float *x, size_t n)
 {
@@ -69,19 +65,13 @@ __global__ void k_embed(float *y, const float *table, const float *pos, const in
 __global__ void k_rotary(float *x, size_t row_stride, const float *cos, const float *sin, int T,
                          int H, int d, size_t total)
 {
-    int half = d / 2;
     GRID_STRIDE(i, total)
     {
-        int j = (int)(i % half);
-        size_t rest = i / half;
-        int h = (int)(rest % H);
-        size_t bt = rest / H;
-        int t = (int)(bt % T);
-        float *u = x + bt * row_stride + (size_t)h * d;
-        const float *ct = cos + (size_t)t * d, *st = sin + (size_t)t * d;
-        float x1 = u[j], x2 = u[j + half];
-        u[j] = x1 * ct[j] - x2 * st[j];
-        u[j + half] = x2 * ct[j + half] + x1 * st[j + half];
+        rotary_pair p = rotary_pair_at(x, row_stride, cos, sin, T, H, d, i);
+        int j = p.j, half = p.half;
+        float x1 = p.u[j], x2 = p.u[j + half];
+        p.u[j] = x1 * p.ct[j] - x2 * p.st[j];
+        p.u[j + half] = x2 * p.ct[j + half] + x1 * p.st[j + half];
     }
 }
 

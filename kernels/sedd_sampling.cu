@@ -14,10 +14,6 @@
 #include "philox.cuh"
 #include "sedd_sampling.cuh"
 
-#define GRID_STRIDE(i, n)                                                                     \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                   \
-         i += (size_t)gridDim.x * blockDim.x)
-
 // ---- finish and projection ------------------------------------------------------------------
 
 // rows (n,V): (y − shift) − log_vm1 when scale, then 0 at the current token
