@@ -275,15 +275,10 @@ __global__ void k_kv_store_backward(float *dqkv, const float *dk, const float *d
     size_t C = (size_t)H * d;
     GRID_STRIDE(i, total)
     {
-        size_t e = i % d, rest = i / d;
-        int h = (int)(rest % H);
-        size_t bt = rest / H;
-        int t = (int)(bt % T);
-        size_t b = bt / T;
-        float *row = dqkv + bt * 3 * C + (size_t)h * d;
-        size_t o = ((b * H + h) * T + t) * d + e;
-        if (dk) row[C + e] += dk[o];
-        if (dv) row[2 * C + e] += dv[o];
+        kv_slot k = kv_slot_at(i, T, H, d, 0, T);
+        float *row = dqkv + k.qkv;
+        if (dk) row[C + k.e] += dk[k.cache];
+        if (dv) row[2 * C + k.e] += dv[k.cache];
     }
 }
 
@@ -453,12 +448,8 @@ __global__ void k_cross_entropy(double *loss, float *dx, const float *x, const i
         return;
     }
     float xt = xi[tg];
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) mx = fmaxf(mx, xi[j]);
-    mx = block_max(mx, shf);
-    double s = 0;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += expf(xi[j] - mx);
-    s = block_sum(s, shd);
+    float mx;
+    double s = row_sum_expf(xi, c, shf, shd, &mx);
     if (threadIdx.x == 0) loss[blockIdx.x] = log(s) - (double)(xt - mx);
     if (!dxi) return;
     float f = (float)(dscale / s);

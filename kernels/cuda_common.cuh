@@ -119,6 +119,40 @@ __device__ inline void row_norm_stats(const float *xi, int c, float eps, double 
     *rstd = (float)(1.0 / sqrt(sq / c + eps));
 }
 
+/* A row's maximum and Σ expf(x - max) over xi[0..c) (float terms, the sum in double), computed
+ * by the whole block (every thread gets both): log-softmax of one target, cross-entropy. */
+__device__ inline double row_sum_expf(const float *xi, int c, float *shf, double *shd, float *max)
+{
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < c; j += blockDim.x) mx = fmaxf(mx, xi[j]);
+    mx = block_max(mx, shf);
+    double s = 0;
+    for (int j = threadIdx.x; j < c; j += blockDim.x) s += expf(xi[j] - mx);
+    *max = mx;
+    return block_sum(s, shd);
+}
+
+/* Element i of a kv_store launch over (B,T,H,d) (lib/backend.h's layouts): the offset of its
+ * head's row in the packed qkv (B,T,3C) (K at + C + e, V at + 2C + e) and of its element in the
+ * caches (B,H,cap,d) at position past + t. */
+struct kv_slot {
+    size_t qkv, cache, e;
+};
+
+__device__ inline kv_slot kv_slot_at(size_t i, int T, int H, int d, int past, int cap)
+{
+    kv_slot k;
+    k.e = i % d;
+    size_t rest = i / d;
+    int h = (int)(rest % H);
+    size_t bt = rest / H;
+    int t = (int)(bt % T);
+    size_t b = bt / T;
+    k.qkv = bt * 3 * (size_t)H * d + (size_t)h * d;
+    k.cache = ((b * H + h) * (size_t)cap + past + t) * d + k.e;
+    return k;
+}
+
 /* Element i of a rotary launch over (B,T,H, d/2 pairs) (lib/backend.h's rotary layout): the
  * head vector u holding the pair (u[j], u[j + half]) and the cos, sin rows of its position. */
 struct rotary_pair {

@@ -53,12 +53,8 @@ __global__ void k_log_softmax_pick(double *lp, const float *x, const int32_t *ta
     __shared__ float shf[32];
     __shared__ double shd[32];
     const float *xi = x + (size_t)blockIdx.x * c;
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) mx = fmaxf(mx, xi[j]);
-    mx = block_max(mx, shf);
-    double s = 0;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += expf(xi[j] - mx);
-    s = block_sum(s, shd);
+    float mx;
+    double s = row_sum_expf(xi, c, shf, shd, &mx);
     if (threadIdx.x == 0) lp[blockIdx.x] = (double)(xi[target[blockIdx.x]] - mx) - log(s);
 }
 

@@ -82,15 +82,10 @@ __global__ void k_kv_store(float *k, float *v, const float *qkv, int T, int H, i
     size_t C = (size_t)H * d;
     GRID_STRIDE(i, total)
     {
-        size_t e = i % d, rest = i / d;
-        int h = (int)(rest % H);
-        size_t bt = rest / H;
-        int t = (int)(bt % T);
-        size_t b = bt / T;
-        const float *row = qkv + bt * 3 * C + (size_t)h * d;
-        size_t o = (((b * H + h) * cap) + past + t) * d + e;
-        k[o] = row[C + e];
-        v[o] = row[2 * C + e];
+        kv_slot ks = kv_slot_at(i, T, H, d, past, cap);
+        const float *row = qkv + ks.qkv;
+        k[ks.cache] = row[C + ks.e];
+        v[ks.cache] = row[2 * C + ks.e];
     }
 }
 
