@@ -95,8 +95,13 @@ static int file_exists(const char *path) { return access(path, R_OK) == 0; }
 
 static int load_vocab(struct bpevocab *v, const char *path, const int16_t inv[324], err_t *e)
 {
+    /* one read, then parse from memory: json_load_file reads a character at a time */
+    size_t bytes;
+    char *text = read_file(path, &bytes, e);
+    if (!text) return ERR_FAIL;
     json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    json_t *root = json_loadb(text, bytes, 0, &je);
+    free(text);
     if (!root) return err_set(e, "%s:%d: %s", path, je.line, je.text);
     int rc = ERR_FAIL;
     if (!json_is_object(root)) {

@@ -13,10 +13,12 @@ cc=${CC:-cc}
 [ -f "$text" ] || { echo "bench_tokenize: $text is missing; run \`make data\`" >&2; exit 1; }
 mkdir -p "$out"
 
-# Ours: the library built with the project's flags.
+# Ours: the driver linked against the project's own library build (make bench builds it first;
+# the archive contributes only the modules the tokenizer uses).
+lib=build/release/libcore.a
+[ -f "$lib" ] || { echo "bench_tokenize: $lib is missing; run \`make\`" >&2; exit 1; }
 $cc -std=c11 -Wall -Wextra -Werror ${CFLAGS:--O2 -g} -D_GNU_SOURCE -Ilib -Ibuild \
-    tests/bench/bench_bpe.c lib/bpe.c lib/utf8.c lib/err.c lib/log.c \
-    -o "$out/bench_bpe" -lpcre2-8 -ljansson -lpthread
+    tests/bench/bench_bpe.c "$lib" -o "$out/bench_bpe" -lpcre2-8 -ljansson -lpthread
 
 # The peer: tiktoken from npm, installed once into tests/bench/node_modules (gitignored).
 if [ ! -f tests/bench/node_modules/tiktoken/package.json ]; then
