@@ -14,7 +14,7 @@ CFLAGS    ?= -O2 -g
 WARNINGS  := -std=c11 -Wall -Wextra -Werror
 CPPFLAGS  += -D_GNU_SOURCE -Ilib -Ibuild
 DEPFLAGS  := -MMD -MP
-LDLIBS    := -lmsgpackc -lpcre2-8 -ljansson -lopenblas -lm -lpthread
+LDLIBS    := -lmsgpackc -lpcre2-8 -ljansson -lopenblas -lm -lpthread -ldl
 OMPFLAGS  := -fopenmp
 
 ifeq ($(ASAN),1)
@@ -55,7 +55,7 @@ ifneq ($(NVCC),)
   CUDA_ON     := 1
   CPPFLAGS    += -DHAVE_CUDA
   NVCCFLAGS   := -O2 -std=c++17 $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
-                 -Xcompiler -Wall,-Wextra,-Werror -Ilib -Ibuild -DHAVE_CUDA
+                 -Xcompiler -Wall,-Wextra,-Werror,-fPIC -Ilib -Ibuild -DHAVE_CUDA
   CUDA_LIBS   := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
   CUDA_STATUS := on ($(NVCC), sm_$(subst $(eval) ,/sm_,$(CUDA_ARCH)))
 else
@@ -79,7 +79,12 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 KERNEL_TEST_BIN := $(if $(CUDA_ON),$(patsubst %.c,$(BUILD)/%,$(wildcard tests/kernels/test_*.c)))
 LIBCORE    := $(BUILD)/libcore.a
 LIBCUDA    := $(if $(CUDA_ON),$(BUILD)/libcore_cuda.a)
-LINK_LIBS  := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
+# The tools reach the GPU through a plugin (kernels/cuda_plugin.cuh) that lib/device.c loads only
+# when a GPU is asked for: a process on the CPU never pays for loading cuBLAS. The CUDA op tests
+# link the kernels directly.
+CUDA_PLUGIN := $(if $(CUDA_ON),$(BUILD)/libdlmkit-cuda.so)
+LINK_LIBS  := $(LIBCORE) $(LDLIBS)
+KERNEL_TEST_LIBS := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
 
 .PHONY: all tools deps data test unit-tests bench fuzz fixture-check install clean reproduce models \
         gpu-check status FORCE
@@ -126,7 +131,7 @@ build/.deps-ok: Makefile
 
 # ---- build flags and version -------------------------------------------------------------
 # Objects depend on a stamp holding the flags, so changing ASAN/CFLAGS/CUDA rebuilds them.
-FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) cuda=$(CUDA_STATUS)
+FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) cuda=$(CUDA_STATUS) $(NVCCFLAGS)
 $(BUILD)/.flags: FORCE | deps
 	@mkdir -p $(@D)
 	@echo '$(FLAGS_LINE)' | cmp -s - $@ || echo '$(FLAGS_LINE)' > $@
@@ -138,7 +143,8 @@ build/version.h: FORCE
 	   echo '#define DLM_COMMIT "'"$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"'"'; \
 	   echo '#define DLM_CUDA "$(CUDA_STATUS)"'; \
 	   echo '#define DLM_CC "$(shell $(CC) --version | head -1)"'; \
-	   echo '#define DLM_CFLAGS "$(ALL_CFLAGS)"'; } > $@.tmp
+	   echo '#define DLM_CFLAGS "$(ALL_CFLAGS)"'; \
+	   echo '#define DLM_CUDA_PLUGIN "$(abspath $(BUILD))/libdlmkit-cuda.so"'; } > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 FORCE:
 
@@ -159,23 +165,28 @@ $(BUILD)/libcore_cuda.a: $(CU_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# -z defs: the plugin needs nothing from libcore (it is loaded into tools that have it, but the
+# kernels must stay self-contained for the static op tests too)
+$(CUDA_PLUGIN): $(CU_OBJ)
+	$(NVCC) -shared -o $@ $^ -L$(CUDA_LIBDIR) -Xlinker -rpath,$(CUDA_LIBDIR),-z,defs -lcublas
+
 # bin/ holds one flavour at a time; this stamp names it so a switch relinks every tool.
 build/.tools-flavour: FORCE
 	@mkdir -p build
 	@echo '$(BUILD)' | cmp -s - $@ || echo '$(BUILD)' > $@
 
-bin/%: $(BUILD)/bin/%.o $(LIBCORE) $(LIBCUDA) build/.tools-flavour
+bin/%: $(BUILD)/bin/%.o $(LIBCORE) $(CUDA_PLUGIN) build/.tools-flavour
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBCORE) $(LIBCUDA)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBCORE) $(CUDA_PLUGIN)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
 
 # test-support programs the bats tests run (tests/support/fixturetool: fixtures without Python)
-$(BUILD)/tests/support/%: $(BUILD)/tests/support/%.o $(LIBCORE) $(LIBCUDA)
+$(BUILD)/tests/support/%: $(BUILD)/tests/support/%.o $(LIBCORE)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
 
 $(BUILD)/tests/kernels/%: $(BUILD)/tests/kernels/%.o $(LIBCORE) $(LIBCUDA)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LINK_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(KERNEL_TEST_LIBS)
 .PRECIOUS: $(BUILD)/tests/kernels/%.o
 
 -include $(shell find build -name '*.d' 2>/dev/null)
@@ -223,6 +234,8 @@ include pipelines/models.mk
 install: tools data
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/dlmkit/gpt2
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	$(if $(CUDA_PLUGIN),install -d $(DESTDIR)$(PREFIX)/lib/dlmkit && \
+	  install -m 755 $(CUDA_PLUGIN) $(DESTDIR)$(PREFIX)/lib/dlmkit)
 	install -m 644 $(GPT2_VOCAB_FILES) $(DESTDIR)$(PREFIX)/share/dlmkit/gpt2
 
 clean:

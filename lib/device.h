@@ -15,8 +15,9 @@ typedef enum { DEVICE_CPU, DEVICE_CUDA } device_kind;
  * (an error when this build has no CUDA or no GPU is visible). */
 int device_parse(const char *name, device_kind *out, err_t *e);
 
-/* The backend of d: &backend_cpu, or the CUDA backend (started on first use: device 0, cuBLAS).
- * NULL with a message when CUDA was asked for and cannot start. */
+/* The backend of d: &backend_cpu, or the CUDA backend (the plugin libdlmkit-cuda.so, loaded and
+ * started on first use: device 0, cuBLAS). NULL with a message when CUDA was asked for and the
+ * plugin cannot be loaded or cannot start. */
 const backend *device_backend(device_kind d, err_t *e);
 
 /* Sets the precision of the matrix products for the rest of the process from --precision:

@@ -46,7 +46,7 @@ int main(void)
     return !ok;
 }
 EOF
-    ${CC:-cc} -o "$1/probe" "$1/probe.c" -lmsgpackc -lpcre2-8 -ljansson -lopenblas \
+    ${CC:-cc} -o "$1/probe" "$1/probe.c" -lmsgpackc -lpcre2-8 -ljansson -lopenblas -ldl \
         > "$1/log" 2>&1 &&
         "$1/probe" >> "$1/log" 2>&1
 }

@@ -21,7 +21,7 @@ mkdir -p "$dir/ckpt"
 util="$dir/gpt2_bench_util"
 $cc -std=c11 -Wall -Wextra -Werror -O2 -g -fopenmp -D_GNU_SOURCE -Ilib -Ibuild \
     tests/bench/gpt2_bench_util.c -o "$util" build/release/libcore.a \
-    -lmsgpackc -lpcre2-8 -ljansson -lopenblas -lm -lpthread
+    -lmsgpackc -lpcre2-8 -ljansson -lopenblas -lm -lpthread -ldl
 [ -f "$dir/ckpt/model.safetensors" ] || "$util" ckpt "$dir/ckpt" $L $H $C $V $NP
 "$util" stream 0 1 $V > "$dir/empty.mp"
 # scoring is timed in steady state: (1 + repeats) batches minus 1 batch (load, first touch)

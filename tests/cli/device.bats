@@ -92,3 +92,32 @@ CMDS
         cmp <(echo "$output") <(fixture-check --device cpu "$FIX/$set")
     done
 }
+
+# true when this build has the CUDA plugin (nvcc was found)
+cuda_built() {
+    fixture-check --version | grep -q 'cuda: on'
+}
+
+@test "device: no tool links cuBLAS or the CUDA runtime (the backend is a plugin loaded on demand)" {
+    for t in "$BIN"/*; do
+        [ -x "$t" ] && [ ! -d "$t" ] && [[ "$t" != *.c ]] || continue
+        run -0 ldd "$t"
+        [[ "$output" != *libcublas* && "$output" != *libcudart* ]] || { echo "$t: $output"; return 1; }
+    done
+}
+
+@test "device: a missing or foreign CUDA plugin is a clear error, not a crash" {
+    cuda_built || skip "this build has no CUDA"
+    gpu_visible && skip "a CUDA device is visible"
+    run -2 --separate-stderr env DLMKIT_CUDA_PLUGIN="$T/none.so" gpt2-score -m "$GPT2" --device cuda /dev/null
+    [[ "$stderr" == "gpt2-score: --device cuda: cannot load the CUDA backend: $T/none.so: "* ]]
+    # a library with the plugin's table from another build (another ABI number)
+    printf 'struct t { int abi; unsigned long size; void *f[4]; };\nconst struct t dlmkit_cuda_plugin = {999, 0, {0}};\n' > "$T/stale.c"
+    ${CC:-cc} -shared -fPIC -o "$T/stale.so" "$T/stale.c"
+    run -2 --separate-stderr env DLMKIT_CUDA_PLUGIN="$T/stale.so" gpt2-sample -m "$GPT2" --device cuda
+    [[ "$stderr" == *"$T/stale.so comes from another dlmkit build (plugin ABI 999, expected "* ]]
+    run -0 env DLMKIT_CUDA_PLUGIN="$T/stale.so" tokenize --version
+    [[ "$output" == *"cuda: on "*"(plugin not loadable: $T/stale.so comes from another dlmkit build"* ]]
+    # the CPU never looks for the plugin
+    run -0 env DLMKIT_CUDA_PLUGIN="$T/none.so" gpt2-sample -m "$GPT2" -n 1 -l 4 --no-provenance
+}
