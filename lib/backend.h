@@ -236,7 +236,7 @@ extern const backend backend_cpu;
  * the re-executed process has it set, so this happens at most once. */
 void backend_cpu_blas_init(int argc, char **argv);
 
-/* Uses n threads for OpenMP and OpenBLAS (n >= 1). */
+/* Uses n threads for OpenMP, the decoding pool (lib/pool.h) and OpenBLAS (n >= 1). */
 void backend_cpu_set_threads(int n);
 
 /* The OpenBLAS kernel in use ("SkylakeX", "Prescott", ...), for logs and benchmarks. */

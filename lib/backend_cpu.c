@@ -1,5 +1,7 @@
 /* backend_cpu: the CPU reference backend — plain C loops (the specification of every op), BLAS
- * (OpenBLAS cblas_sgemm) for the large matrix products, OpenMP across rows, heads and columns.
+ * (OpenBLAS cblas_sgemm) for the large matrix products, OpenMP across rows, heads and columns;
+ * decoding's short, frequent loops (matmul_rows, single-query attention) on lib/pool.h's team,
+ * whose waits cost ~1 us instead of an OpenMP region's ~48 us.
  * No intrinsics: the only machine-specific step is target_clones, which compiles the few hot
  * loops (matmul_rows, attention dot products) for AVX-512/AVX2/baseline and picks one at load;
  * the arithmetic (and so every bit of the result) is the same in each clone, because the loops
@@ -12,7 +14,6 @@
  * The training ops (backward, cross-entropy, optimiser) are in backend_cpu_train.c. */
 #include <math.h>
 #include <omp.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,7 @@
 #include "backend.h"
 #include "backend_cpu_internal.h"
 #include "log.h"
+#include "pool.h"
 
 /* OpenBLAS extensions (declared in its cblas.h too, but not in every BLAS's). */
 char *openblas_get_corename(void);
@@ -164,74 +166,91 @@ HOT static void combine_chunks(float *y, float *part, const float *bias, int nch
     }
 }
 
+/* matmul_rows' arguments, for the pool's tasks */
+struct rows_job {
+    float *y;
+    const float *x, *w, *bias;
+    int n, in, out;
+    bool accumulate;
+    float *part; /* BE_IN_OUT: the chunks' partial products */
+    int kper;    /* BE_IN_OUT: k per chunk */
+};
+
+/* BE_OUT_IN, output columns [lo, hi): y[r][j] (+)= dot(x[r], W[j]) + bias[j], one W row read
+ * once for all n rows */
+HOT static void rows_out_in(void *ctx, int lo, int hi)
+{
+    const struct rows_job *a = ctx;
+    for (int j = lo; j < hi; j++) {
+        const float *wj = a->w + (size_t)j * a->in;
+        for (int r = 0; r < a->n; r++) {
+            float s = dot_fixed(a->x + (size_t)r * a->in, wj, a->in) + (a->bias ? a->bias[j] : 0.0f);
+            float *yr = a->y + (size_t)r * a->out + j;
+            *yr = a->accumulate ? *yr + s : s;
+        }
+    }
+}
+
+/* BE_IN_OUT, chunks [lo, hi): p_c[r][j] = sum over the chunk's k, ascending, of x[r][k] W[k][j] */
+HOT static void rows_in_out(void *ctx, int lo, int hi)
+{
+    const struct rows_job *a = ctx;
+    int n = a->n, in = a->in, out = a->out;
+    for (int c = lo; c < hi; c++) {
+        int k0 = c * a->kper, k1 = k0 + a->kper < in ? k0 + a->kper : in;
+        float *pc = a->part + (size_t)c * n * out;
+        memset(pc, 0, (size_t)n * out * sizeof *pc);
+        int k = k0;
+        /* four rows of W per pass: the same left-to-right additions as one row at a time, a
+         * quarter of the accumulator loads and stores */
+        for (; k + 4 <= k1; k += 4) {
+            const float *w0 = a->w + (size_t)k * out, *w1 = w0 + out, *w2 = w1 + out,
+                        *w3 = w2 + out;
+            for (int r = 0; r < n; r++) {
+                const float *xr = a->x + (size_t)r * in + k;
+                const float x0 = xr[0], x1 = xr[1], x2 = xr[2], x3 = xr[3];
+                float *ar = pc + (size_t)r * out;
+#pragma omp simd
+                for (int j = 0; j < out; j++)
+                    ar[j] = ar[j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j];
+            }
+        }
+        for (; k < k1; k++) {
+            const float *wk = a->w + (size_t)k * out;
+            for (int r = 0; r < n; r++) {
+                const float xk = a->x[(size_t)r * in + k];
+                float *ar = pc + (size_t)r * out;
+#pragma omp simd
+                for (int j = 0; j < out; j++) ar[j] += xk * wk[j];
+            }
+        }
+    }
+}
+
+/* Decoding's products (lib/pool.h: a pool job, not an OpenMP region, as these come some 50 per
+ * token). BE_IN_OUT: the k range is cut into ROWS_KCHUNKS fixed chunks (a function of `in`
+ * only); chunk c gives p_c, and y[r][j] = (p_0 + p_1 + ...) + bias[j], chunks in order. A task
+ * takes whole chunks, each a contiguous block of W read front to back (one sequential stream per
+ * thread, W read once: splitting by columns instead made every thread jump between row segments
+ * of 1.5-6 KB and ran 1.8x slower per byte). The arithmetic depends only on `in`, not on n or
+ * the threads. */
 HOT static void cpu_matmul_rows(float *y, const float *x, const float *w, const float *bias,
                                 int n, int in, int out, enum be_layout layout, bool accumulate)
 {
     if (n <= 0 || out <= 0) return;
+    struct rows_job a = {y, x, w, bias, n, in, out, accumulate, NULL, 0};
     if (layout == BE_OUT_IN) {
-        /* y[r][j] (+)= dot(x[r], W[j]) + bias[j]: one W row read once for all n rows */
-#pragma omp parallel for schedule(static)
-        for (int j = 0; j < out; j++) {
-            const float *wj = w + (size_t)j * in;
-            for (int r = 0; r < n; r++) {
-                float s = dot_fixed(x + (size_t)r * in, wj, in) + (bias ? bias[j] : 0.0f);
-                float *yr = y + (size_t)r * out + j;
-                *yr = accumulate ? *yr + s : s;
-            }
-        }
+        pool_run(rows_out_in, &a, out);
         return;
     }
-    /* BE_IN_OUT: the k range is cut into ROWS_KCHUNKS fixed chunks (a function of `in` only);
-     * chunk c gives p_c[r][j] = sum over its k, ascending, of x[r][k] W[k][j], and
-     * y[r][j] = (p_0 + p_1 + ...) + bias[j], chunks in order. A thread takes whole chunks, each a
-     * contiguous block of W read front to back (one sequential stream per thread, W read once:
-     * splitting by columns instead made every thread jump between row segments of 1.5-6 KB and
-     * ran 1.8x slower per byte). The arithmetic depends only on `in`, not on n or threads. */
     int nch = in < ROWS_KCHUNKS ? (in > 0 ? in : 1) : ROWS_KCHUNKS;
-    int kper = in > 0 ? (in + nch - 1) / nch : 0;
-    if (in > 0) nch = (in + kper - 1) / kper; /* no empty chunk */
-    float *part = malloc((size_t)nch * n * out * sizeof *part);
-    if (!part) abort(); /* TODO: a caller-provided workspace */
-    atomic_int chunks_done = 0;
-#pragma omp parallel
-    {
-#pragma omp for schedule(static) nowait
-        for (int c = 0; c < nch; c++) {
-            int k0 = c * kper, k1 = k0 + kper < in ? k0 + kper : in;
-            float *pc = part + (size_t)c * n * out;
-            memset(pc, 0, (size_t)n * out * sizeof *pc);
-            int k = k0;
-            /* four rows of W per pass: the same left-to-right additions as one row at a time,
-             * a quarter of the accumulator loads and stores */
-            for (; k + 4 <= k1; k += 4) {
-                const float *w0 = w + (size_t)k * out, *w1 = w0 + out, *w2 = w1 + out,
-                            *w3 = w2 + out;
-                for (int r = 0; r < n; r++) {
-                    const float *xr = x + (size_t)r * in + k;
-                    const float x0 = xr[0], x1 = xr[1], x2 = xr[2], x3 = xr[3];
-                    float *ar = pc + (size_t)r * out;
-#pragma omp simd
-                    for (int j = 0; j < out; j++)
-                        ar[j] = ar[j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j];
-                }
-            }
-            for (; k < k1; k++) {
-                const float *wk = w + (size_t)k * out;
-                for (int r = 0; r < n; r++) {
-                    const float xk = x[(size_t)r * in + k];
-                    float *ar = pc + (size_t)r * out;
-#pragma omp simd
-                    for (int j = 0; j < out; j++) ar[j] += xk * wk[j];
-                }
-            }
-            /* whoever finishes the last chunk combines them, chunks added in order: no barrier
-             * between the two phases (each one a thread put to sleep and woken on a shared
-             * machine, where the combine itself is microseconds) */
-            if (atomic_fetch_add_explicit(&chunks_done, 1, memory_order_acq_rel) == nch - 1)
-                combine_chunks(y, part, bias, nch, n, out, accumulate);
-        }
-    }
-    free(part);
+    a.kper = in > 0 ? (in + nch - 1) / nch : 0;
+    if (in > 0) nch = (in + a.kper - 1) / a.kper; /* no empty chunk */
+    a.part = malloc((size_t)nch * n * out * sizeof *a.part);
+    if (!a.part) abort(); /* TODO: a caller-provided workspace */
+    pool_run(rows_in_out, &a, nch);
+    combine_chunks(y, a.part, bias, nch, n, out, accumulate);
+    free(a.part);
 }
 
 // ---- normalisation and pointwise ------------------------------------------------------------
@@ -440,28 +459,43 @@ HOT static void attend_one(float *o, const float *q, const float *k, const float
     }
 }
 
+/* The short-query path of cpu_attention, for the pool's tasks: items are (b, h, t) in order. */
+struct attend_job {
+    float *out;
+    const float *q;
+    size_t q_stride;
+    const float *k, *v;
+    int Tq, Tk, cap, H, d, past;
+    const uint8_t *key_mask;
+    float scale;
+};
+
+static void attend_range(void *ctx, int lo, int hi)
+{
+    const struct attend_job *a = ctx;
+    size_t C = (size_t)a->H * a->d;
+    float *s = malloc((size_t)(a->Tk > 0 ? a->Tk : 1) * sizeof *s);
+    if (!s) abort(); /* TODO: ops cannot fail today; a caller-provided workspace would */
+    for (int i = lo; i < hi; i++) {
+        int t = i % a->Tq, h = i / a->Tq % a->H, b = i / a->Tq / a->H;
+        int n = a->past >= 0 ? a->past + t + 1 : a->Tk;
+        const float *kh = a->k + ((size_t)b * a->H + h) * a->cap * a->d;
+        const float *vh = a->v + ((size_t)b * a->H + h) * a->cap * a->d;
+        attend_one(a->out + ((size_t)b * a->Tq + t) * C + (size_t)h * a->d,
+                   a->q + ((size_t)b * a->Tq + t) * a->q_stride + (size_t)h * a->d, kh, vh, n,
+                   a->d, a->key_mask ? a->key_mask + (size_t)b * a->Tk : NULL, a->scale, s);
+    }
+    free(s);
+}
+
 static void cpu_attention(float *out, const float *q, size_t q_stride, const float *k,
                           const float *v, int B, int Tq, int Tk, int cap, int H, int d, int past,
                           const uint8_t *key_mask, float scale)
 {
     size_t C = (size_t)H * d;
     if (Tq < ATT_GEMM_MIN) {
-#pragma omp parallel
-        {
-            float *s = malloc((size_t)(Tk > 0 ? Tk : 1) * sizeof *s);
-#pragma omp for collapse(3) schedule(static)
-            for (int b = 0; b < B; b++)
-                for (int h = 0; h < H; h++)
-                    for (int t = 0; t < Tq; t++) {
-                        int n = past >= 0 ? past + t + 1 : Tk;
-                        const float *kh = k + ((size_t)b * H + h) * cap * d;
-                        const float *vh = v + ((size_t)b * H + h) * cap * d;
-                        attend_one(out + ((size_t)b * Tq + t) * C + (size_t)h * d,
-                                   q + ((size_t)b * Tq + t) * q_stride + (size_t)h * d, kh, vh, n,
-                                   d, key_mask ? key_mask + (size_t)b * Tk : NULL, scale, s);
-                    }
-            free(s);
-        }
+        struct attend_job a = {out, q, q_stride, k, v, Tq, Tk, cap, H, d, past, key_mask, scale};
+        pool_run(attend_range, &a, B * H * Tq);
         return;
     }
     /* Long query blocks: per (b, h) and block of ATT_QBLOCK queries, S = Q Kᵀ and O = P V
@@ -620,6 +654,7 @@ void backend_cpu_set_threads(int n)
 {
     if (n < 1) n = 1;
     omp_set_num_threads(n);
+    pool_set_threads(n);
     openblas_set_num_threads(1); /* parallel GEMMs are split by gemm_cols, one pool */
 }
 
