@@ -161,12 +161,29 @@ static void remove_stale_tmp_dirs(const char *out)
     closedir(d);
 }
 
-/* True when path may be replaced by a checkpoint: absent, an empty directory, or a directory
- * with a config.json (a model directory). */
+/* Creates the missing directories above path (mkdir -p of its parent), so that a run checks
+ * where it will save before it trains rather than failing at its first save. */
+static int make_parent_dirs(const char *path, err_t *e)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+            return err_set_errno(e, "cannot create '%s'", dir);
+        *p = '/';
+    }
+    return 0;
+}
+
+/* Zero when path may be replaced by a checkpoint: absent (its parent directories are created),
+ * an empty directory, or a directory with a config.json (a model directory). */
 static int check_replaceable(const char *dir, err_t *e)
 {
     struct stat st;
-    if (stat(dir, &st) != 0) return errno == ENOENT ? 0 : err_set_errno(e, "cannot access '%s'", dir);
+    if (stat(dir, &st) != 0)
+        return errno == ENOENT ? make_parent_dirs(dir, e) : err_set_errno(e, "cannot access '%s'", dir);
     if (!S_ISDIR(st.st_mode)) return err_set(e, "'%s' exists and is not a directory", dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);

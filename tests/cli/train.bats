@@ -135,6 +135,15 @@ close() {
     [ -f "$T/other/notes.txt" ]
 }
 
+@test "train: -o in directories that do not exist yet creates them; under a file it fails before training" {
+    run -0 train "${TINY[@]}" --data "$T/blocks.msgpack" --steps 1 -o "$T/runs/a/ckpt"
+    [ -f "$T/runs/a/ckpt/model.safetensors" ]
+    touch "$T/plain"
+    run -1 --separate-stderr train "${TINY[@]}" --data "$T/blocks.msgpack" --steps 1 -o "$T/plain/ckpt"
+    [[ "$stderr" == *"train: cannot access '$T/plain/ckpt': Not a directory"* ]]
+    [[ "$stderr" != *"step 1/1"* ]]
+}
+
 @test "train: --device cuda without a GPU and --precision bf16 on the CPU exit 2; the device is recorded" {
     if ! train --version | grep -q ' 0 devices\|cuda: off'; then
         skip "a CUDA device is visible here (tests/kernels/test_train_grads checks training on it)"
