@@ -141,11 +141,13 @@ static struct bpe_ids *encode_all(const bpe_t *bpe, const textin *in, int thread
     size_t done = 0;
     progress prog;
     progress_start(&prog, "records", n_units, force_progress);
+    /* many short records: 16 per claim; a few long pieces (one document cut per thread): one */
+    int chunk = n_units >= 16 * (size_t)threads ? 16 : 1;
 #pragma omp parallel num_threads(threads)
     {
         err_t e;
         bpe_enc_t *enc = bpe_enc_new(bpe, &e);
-#pragma omp for schedule(dynamic, 16)
+#pragma omp for schedule(dynamic, chunk)
         for (size_t u = 0; u < n_units; u++) {
             const textin_doc *d = &in->docs[units[u].doc];
             if (failed || !enc ||
