@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "device.h"
+#include "cli_device.h"
 #include "err.h"
 
 /* Exit statuses of every tool (README, "Exit status"). */
@@ -38,21 +38,6 @@ struct cli_common {
     bool force;           /* --force: write binary output to a terminal */
     bool progress;        /* --progress: progress line even when stderr is not a terminal */
 };
-
-/* A model tool's --device (cpu, cuda, auto) and --precision (fp32, bf16) options. */
-struct cli_device {
-    const char *device;     /* --device value; the tool sets its default ("cpu") */
-    const char *precision;  /* --precision value; NULL = fp32 */
-    /* set by cli_device_open: */
-    device_kind kind;
-    const backend *be;
-    char label[16];         /* for provenance: "cpu", "cuda" or "cuda/bf16" */
-};
-
-/* Resolves d->device and d->precision (lib/device.h): starts the device and sets the precision
- * of the matrix products. An unknown or unavailable choice (this build has no CUDA, no GPU is
- * visible, bf16 on the CPU) dies with exit 2 naming it; a GPU that fails to start, with exit 1. */
-void cli_device_open(struct cli_device *d);
 
 /* getopt_long codes of the shared long options without a letter (-o, -j, -h keep 'o', 'j',
  * 'h'). A tool's own long-only codes start at 256 and stay below these; its own letters are

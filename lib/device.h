@@ -29,8 +29,4 @@ int device_set_precision(device_kind d, const char *name, err_t *e);
 /* "cpu" or "cuda", for provenance. */
 const char *device_name(device_kind d);
 
-/* One line describing the CUDA side of this build, e.g. "off" or "CUDA runtime 13.0, cuBLAS …,
- * 0 devices". */
-const char *device_build_info(void);
-
 #endif
