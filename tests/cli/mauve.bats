@@ -53,3 +53,13 @@ F="$FIX/eval/mauve/features"
     run -1 --separate-stderr sh -c "mauve -p '$F/tiny_12x12_8_p.f32' -q '$F/tiny_12x12_8_q.f32' --dim 8 > /dev/full"
     [[ "$stderr" == *"writing output failed"* ]]
 }
+
+@test "mauve: -j 1 and -j 2 give the same bytes (1000x256 synthetic features)" {
+    T="$BATS_TEST_TMPDIR"
+    ${CC:-cc} -O2 -o "$T/gen" "$ROOT/tests/bench/mauve_gen.c" -lm
+    "$T/gen" 1000 256 0 1 > "$T/p.f32"
+    "$T/gen" 1000 256 0.05 2 > "$T/q.f32"
+    mauve -j 1 -p "$T/p.f32" -q "$T/q.f32" --dim 256 --seeds 1-2 > "$T/j1.json"
+    mauve -j 2 -p "$T/p.f32" -q "$T/q.f32" --dim 256 --seeds 1-2 > "$T/j2.json"
+    cmp "$T/j1.json" "$T/j2.json"
+}
