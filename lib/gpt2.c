@@ -384,19 +384,25 @@ int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const i
     size_t rstride = (size_t)H * s->cap * d;
     const int32_t *dids = upload(be, s->ids, ids, (size_t)B * sizeof *ids, e);
     if (!dids) return ERR_FAIL;
+    /* The position-dependent ops take one position per call: rows at one position (sampling
+     * from <|endoftext|>, equal prompts) go in one call, others one call per row. Each row's
+     * arithmetic is the same either way. */
+    bool same_pos = true;
+    for (int b = 1; b < B; b++) same_pos &= pos[b] == pos[0];
+    int groups = same_pos ? 1 : B, rows = same_pos ? B : 1;
 
-    for (int b = 0; b < B; b++)
-        be->embed(s->x + (size_t)b * C, m->wte, m->wpe, dids + b, 1, 1, pos[b], C);
+    for (int g = 0; g < groups; g++)
+        be->embed(s->x + (size_t)g * C, m->wte, m->wpe, dids + g, rows, 1, pos[g], C);
     for (int i = 0; i < L; i++) {
         const struct gpt2_layer *l = &m->layers[i];
         be->layernorm(s->ln, s->x, l->ln1_w, l->ln1_b, B, C, eps);
         be->matmul_rows(s->qkv, s->ln, l->attn_w, l->attn_b, B, C, 3 * C, BE_IN_OUT, false);
-        for (int b = 0; b < B; b++) {
-            float *kb = s->k[i] + b * rstride, *vb = s->v[i] + b * rstride;
-            const float *qb = s->qkv + (size_t)b * 3 * C;
-            be->kv_store(kb, vb, qb, 1, 1, H, d, pos[b], s->cap);
-            be->attention(s->att + (size_t)b * C, qb, 3 * (size_t)C, kb, vb, 1, 1, pos[b] + 1,
-                          s->cap, H, d, pos[b], NULL, 1.0f / sqrtf((float)d));
+        for (int g = 0; g < groups; g++) {
+            float *kg = s->k[i] + g * rstride, *vg = s->v[i] + g * rstride;
+            const float *qg = s->qkv + (size_t)g * 3 * C;
+            be->kv_store(kg, vg, qg, rows, 1, H, d, pos[g], s->cap);
+            be->attention(s->att + (size_t)g * C, qg, 3 * (size_t)C, kg, vg, rows, 1, pos[g] + 1,
+                          s->cap, H, d, pos[g], NULL, 1.0f / sqrtf((float)d));
         }
         block_tail(m, s, l, B, true);
     }

@@ -104,12 +104,13 @@ static void t_continue(int rows, int row0, int B, int T0, int T1)
     free(logits[0]), free(logits[1]), free(ids);
 }
 
-/* KV-cache decoding: row b gets a prompt of 5 + 4b tokens (one gpt2_forward per row), then
- * `steps` gpt2_step calls, each row at its own position; every step's logits and, at the end,
+/* KV-cache decoding: row b gets a prompt of 5 + stagger·b tokens (one gpt2_forward per row),
+ * then `steps` gpt2_step calls, each row at its own position (stagger 0: all rows at one
+ * position, which gpt2_step runs as one call per op); every step's logits and, at the end,
  * every layer's K and V cache are compared. */
-static void t_decode(int B, int steps)
+static void t_decode(int B, int steps, int stagger)
 {
-    int cap = 5 + 4 * (B - 1) + steps;
+    int cap = 5 + stagger * (B - 1) + steps;
     int32_t *prompt = rand_ids((size_t)B * cap), *tok = rand_ids((size_t)steps * B);
     size_t n_logits = (size_t)(steps + 1) * B * V, cache = (size_t)B * cap * C;
     float *logits[2], *caches[2];
@@ -123,7 +124,7 @@ static void t_decode(int B, int steps)
         bool ok = true;
         err_t e;
         for (int b = 0; b < B; b++) {
-            pos[b] = 5 + 4 * b;
+            pos[b] = 5 + stagger * b;
             struct gpt2_out o = {.logits = logits[k] + (size_t)b * V, .logits_last = 1};
             ok = ok && gpt2_forward(m, s, b, 1, pos[b], prompt + (size_t)b * cap, 0, NULL, &o,
                                     &e) == 0;
@@ -142,7 +143,8 @@ static void t_decode(int B, int steps)
         gpt2_state_free(s);
     }
     char what[96];
-    snprintf(what, sizeof what, "gpt2_step logits B=%d, %d steps", B, steps);
+    snprintf(what, sizeof what, "gpt2_step logits B=%d, %d steps, prompts 5 + %d*b", B, steps,
+             stagger);
     compare(what, logits[1], logits[0], n_logits, 0, TOL_LOGITS, 0);
     /* positions past a row's last are never written: both sides hold whatever alloc gave, so
      * only the written ones are compared */
@@ -153,7 +155,7 @@ static void t_decode(int B, int steps)
         for (int kv = 0; kv < 2; kv++)
             for (int b = 0; b < B; b++)
                 for (int h = 0; h < H; h++)
-                    for (int p = 0; p < 5 + 4 * b + steps; p++)
+                    for (int p = 0; p < 5 + stagger * b + steps; p++)
                         for (int i = 0; i < d; i++) {
                             size_t at = ((size_t)l * 2 + kv) * cache +
                                         (((size_t)b * H + h) * cap + p) * d + i;
@@ -220,7 +222,8 @@ int main(int argc, char **argv)
     t_forward(10, 60, false); /* 600 rows: more than one 512-row logits chunk */
     t_forward(1, P, false);   /* the whole context */
     t_continue(4, 1, 2, 20, 7);
-    t_decode(3, 9);
+    t_decode(3, 9, 4);
+    t_decode(4, 6, 0);
     t_nll(3, 41);
     t_nll(9, 64);             /* 576 rows: two chunks */
 
