@@ -5,7 +5,8 @@
 # model, loss, clipping and AdamW) in the same run. Ours is timed end to end through the tool,
 # start-up, initialisation and the final save cancelled out by differencing two runs (1 + S vs 1
 # steps, best of R each); PyTorch gets OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs and passive
-# OpenMP waits, as in bench_gpt2.sh. Environment: BENCH_TRAIN_STEPS (S, default 4),
+# OpenMP waits, as in bench_gpt2.sh. Ours trains on Brown blocks, PyTorch on random ones (the
+# work per step does not depend on the tokens). Environment: BENCH_TRAIN_STEPS (S, default 4),
 # BENCH_REPEATS (R, default 2), BENCH_THREADS (default 2). Run from the repository root.
 set -eu
 steps=${BENCH_TRAIN_STEPS:-4}
@@ -16,11 +17,9 @@ L=4 H=4 C=128 COND=64 V=50257 T=128 B=16
 dir=build/bench/train
 mkdir -p "$dir"
 [ -x bin/train ] || { echo "bench_train: run make first" >&2; exit 1; }
-util="$dir/gpt2_bench_util"
-${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -g -fopenmp -D_GNU_SOURCE -Ilib -Ibuild \
-    tests/bench/gpt2_bench_util.c -o "$util" build/release/libcore.a \
-    -lmsgpackc -lpcre2-8 -ljansson -lopenblas -lm -lpthread -ldl
-"$util" stream 64 $T $V > "$dir/blocks.mp"
+[ -f data/brown/brown.txt ] || { echo "bench_train: data/brown/brown.txt is missing; run make" >&2; exit 1; }
+# training blocks: the first ~50k tokens of the Brown corpus
+head -c 250000 data/brown/brown.txt | bin/tokenize --block $T > "$dir/blocks.mp"
 
 # best_secs N ARGS...: the shortest of $repeats wall times of train --steps N ARGS
 best_secs() {
