@@ -49,8 +49,10 @@ $(eval $(call model_rule,sedd-small,--arch sedd --layers 4 --width 128 --heads 4
 
 # `make models` retrains from scratch (the committed models are never rebuilt implicitly: nothing
 # else depends on these rules). Trained weights that differ from the committed ones replace
-# data/models/NAME (built beside it, then moved in); the same weights leave the committed files,
-# and their times, alone (make reproduce would otherwise redo every stage).
+# data/models/NAME: built in NAME.tmp, the old one moved to NAME.old, the new one moved in, then
+# NAME.old removed, so a kill at any point leaves a whole model in one of the three. The same
+# weights leave the committed files, and their times, alone (make reproduce would otherwise redo
+# every stage).
 # st_payload FILE: the tensor bytes of a safetensors file (after the 8-byte length and the JSON
 # header, whose metadata names the commit), to tell whether a retrained model is the same model.
 models: $(EMBEDDED_MODELS:%=$(MODELS_WORK)/%/.done)
@@ -68,6 +70,7 @@ models: $(EMBEDDED_MODELS:%=$(MODELS_WORK)/%/.done)
 	  rm -rf $(MODELS_OUT)/$$m.tmp && mkdir -p $(MODELS_OUT)/$$m.tmp && \
 	  cp $(MODELS_WORK)/$$m/config.json $(MODELS_WORK)/$$m/model.safetensors \
 	     $(MODELS_WORK)/$$m/train.log.jsonl $(MODELS_OUT)/$$m.tmp/ && \
-	  rm -rf $(MODELS_OUT)/$$m && mv $(MODELS_OUT)/$$m.tmp $(MODELS_OUT)/$$m || exit 1; \
+	  { [ ! -d $(MODELS_OUT)/$$m ] || { rm -rf $(MODELS_OUT)/$$m.old && mv $(MODELS_OUT)/$$m $(MODELS_OUT)/$$m.old; }; } && \
+	  mv $(MODELS_OUT)/$$m.tmp $(MODELS_OUT)/$$m && rm -rf $(MODELS_OUT)/$$m.old || exit 1; \
 	done
 	@echo "models: $(EMBEDDED_MODELS) trained into $(MODELS_OUT)/"
