@@ -523,7 +523,6 @@ static void model_free(train_model *m)
     free(st);
 }
 
-/* The model without parameter values: tables, views, zeroed params and grads. */
 /* The checks config.c makes on a parsed config, for one built by a caller. */
 static int check_config(const struct config_sedd *c, err_t *e)
 {
@@ -547,6 +546,7 @@ static int check_config(const struct config_sedd *c, err_t *e)
     return 0;
 }
 
+/* The model without parameter values: tables, views, zeroed params and grads. */
 static sedd_train *model_new(const struct config_sedd *cfg, const backend *be, err_t *e)
 {
     if (check_config(cfg, e) < 0) return NULL;
