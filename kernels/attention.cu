@@ -118,6 +118,31 @@ static size_t tiled_smem_floats(int d, int DC)
     return ATT_BQ * DP + ATT_BQ * ATT_BK + ATT_BK * 32 * (size_t)DC + DP * ATT_BKP;
 }
 
+// acc[r][c] += Σ_u a[r·a_ld + u] · b[u·b_ld + 32c] for u = 0..3 in order (fmaf): four steps of
+// the tiled kernel's row-by-tile products; a is read as float4 (16-byte aligned), b one column
+// per lane (b already offset by the lane).
+template <int R, int N>
+__device__ __forceinline__ void fma4_rows(float (&acc)[R][N], const float *a, int a_ld,
+                                          const float *b, int b_ld)
+{
+    float br[4][N];
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+#pragma unroll
+        for (int c = 0; c < N; c++) br[u][c] = b[u * b_ld + 32 * c];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float4 av = *(const float4 *)&a[r * a_ld];
+#pragma unroll
+        for (int c = 0; c < N; c++) {
+            acc[r][c] = fmaf(av.x, br[0][c], acc[r][c]);
+            acc[r][c] = fmaf(av.y, br[1][c], acc[r][c]);
+            acc[r][c] = fmaf(av.z, br[2][c], acc[r][c]);
+            acc[r][c] = fmaf(av.w, br[3][c], acc[r][c]);
+        }
+    }
+}
+
 // grid: n_qtiles · B·H blocks, the query tiles with the most keys (causal: the last) first.
 template <int DC>
 __global__ void __launch_bounds__(ATT_WARPS * 32, 2)
@@ -180,24 +205,8 @@ k_attention_tiled(float *out, const float *q, size_t q_stride, const float *k, c
         for (int r = 0; r < ATT_ROWS; r++)
 #pragma unroll
             for (int c = 0; c < ATT_KPL; c++) s[r][c] = 0.0f;
-        for (int e = 0; e < DP; e += 4) {
-            float kr[4][ATT_KPL];
-#pragma unroll
-            for (int u = 0; u < 4; u++)
-#pragma unroll
-                for (int c = 0; c < ATT_KPL; c++) kr[u][c] = ks[(e + u) * ATT_BKP + lane + 32 * c];
-#pragma unroll
-            for (int r = 0; r < ATT_ROWS; r++) {
-                float4 qv = *(const float4 *)&qs[(r0 + r) * DP + e];
-#pragma unroll
-                for (int c = 0; c < ATT_KPL; c++) {
-                    s[r][c] = fmaf(qv.x, kr[0][c], s[r][c]);
-                    s[r][c] = fmaf(qv.y, kr[1][c], s[r][c]);
-                    s[r][c] = fmaf(qv.z, kr[2][c], s[r][c]);
-                    s[r][c] = fmaf(qv.w, kr[3][c], s[r][c]);
-                }
-            }
-        }
+        for (int e = 0; e < DP; e += 4)
+            fma4_rows(s, &qs[r0 * DP + e], DP, &ks[e * ATT_BKP + lane], ATT_BKP);
 
         // online softmax: new running max, rescale l and acc, p into this warp's rows of ps
         bool seen[ATT_KPL];  // key exists and is not masked (the causal limit is per row)
@@ -236,24 +245,8 @@ k_attention_tiled(float *out, const float *q, size_t q_stride, const float *k, c
         __syncwarp();  // the warp's p rows are complete
 
         // acc[r][i] += Σ_jj p[r][jj] · v[jj][lane + 32i], jj ascending
-        for (int jj = 0; jj < ATT_BK; jj += 4) {
-            float vr[4][DC];
-#pragma unroll
-            for (int u = 0; u < 4; u++)
-#pragma unroll
-                for (int i = 0; i < DC; i++) vr[u][i] = vs[(jj + u) * DV + lane + 32 * i];
-#pragma unroll
-            for (int r = 0; r < ATT_ROWS; r++) {
-                float4 pv = *(const float4 *)&ps[(r0 + r) * ATT_BK + jj];
-#pragma unroll
-                for (int i = 0; i < DC; i++) {
-                    acc[r][i] = fmaf(pv.x, vr[0][i], acc[r][i]);
-                    acc[r][i] = fmaf(pv.y, vr[1][i], acc[r][i]);
-                    acc[r][i] = fmaf(pv.z, vr[2][i], acc[r][i]);
-                    acc[r][i] = fmaf(pv.w, vr[3][i], acc[r][i]);
-                }
-            }
-        }
+        for (int jj = 0; jj < ATT_BK; jj += 4)
+            fma4_rows(acc, &ps[r0 * ATT_BK + jj], ATT_BK, &vs[jj * DV + lane], DV);
     }
 
     size_t C = (size_t)H * d;

@@ -3,7 +3,6 @@
 #include "device.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "device_plugin.h"

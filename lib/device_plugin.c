@@ -3,7 +3,6 @@
 
 #include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
 
 #ifdef HAVE_CUDA
 #include <dlfcn.h>
