@@ -88,6 +88,7 @@ LIBCUDA    := $(if $(CUDA_ON),$(BUILD)/libcore_cuda.a)
 CUDA_PLUGIN := $(if $(CUDA_ON),$(BUILD)/libdlmkit-cuda.so)
 LINK_LIBS  := $(LIBCORE) $(LDLIBS)
 KERNEL_TEST_LIBS := $(LIBCORE) $(LIBCUDA) $(LDLIBS) $(CUDA_LIBS)
+include tests/cudaemu/cudaemu.mk
 
 .PHONY: all tools deps data test unit-tests bench fuzz fixture-check install clean reproduce models \
         gpu-check status FORCE
@@ -107,7 +108,7 @@ include data/data.mk
 # DEPS=0 skips this step: tests/gpu-check.sh on a machine with no apt or network, which checks
 # the four libraries the build links itself (tests/gpu-env.sh).
 DEB_PACKAGES := libmsgpack-dev libpcre2-dev libjansson-dev libopenblas-dev bats parallel nodejs \
-                clang libomp-14-dev libclang-rt-14-dev util-linux jq xxd gnuplot-nox
+                g++ clang libomp-14-dev libclang-rt-14-dev util-linux jq xxd gnuplot-nox
 ifeq ($(DEPS),0)
 deps: ;
 else
@@ -198,8 +199,8 @@ $(BUILD)/tests/kernels/%: $(BUILD)/tests/kernels/%.o $(LIBCORE) $(LIBCUDA)
 # the unit tests, and the support programs of the bats tests
 unit-tests: $(UNIT_BIN) $(SUPPORT_BIN)
 
-test: tools data unit-tests $(KERNEL_TEST_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(KERNEL_TEST_BIN)
+test: tools data unit-tests $(KERNEL_TEST_BIN) $(EMU_TEST_BIN) $(EMU_PLUGIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(KERNEL_TEST_BIN) $(EMU_TEST_BIN)
 
 # on a GPU machine: CUDA build for sm_90, every kernel and fixture set vs the CPU, the timings
 # beside PyTorch, one summary table (< 8 min); results in GPU_CHECK_OUT (the device runner: $OUT)

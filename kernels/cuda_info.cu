@@ -19,6 +19,10 @@ extern "C" int cuda_device_count(void)
 
 extern "C" void cuda_describe_build(char *buf, unsigned long len)
 {
+#ifdef DLM_CUDA_EMU  // built by g++ against tests/cudaemu: no CUDA runtime, no GPU
+    snprintf(buf, len, "CUDA emulated on the CPU (tests/cudaemu), cuBLAS via OpenBLAS");
+    return;
+#endif
     int runtime = 0, major = 0, minor = 0, patch = 0;
     cudaRuntimeGetVersion(&runtime);
     cublasGetProperty(MAJOR_VERSION, &major);

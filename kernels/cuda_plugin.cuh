@@ -17,7 +17,7 @@
 struct cuda_plugin {
     int abi;                 /* CUDA_PLUGIN_ABI of the build that made the plugin */
     size_t backend_size;     /* sizeof(backend) there: a second guard against a stale plugin */
-    const backend *(*backend)(void);                        /* backend_cuda() */
+    const backend *(*get_backend)(void);                    /* backend_cuda() */
     void (*set_bf16)(int bf16);                             /* backend_cuda_set_bf16() */
     int (*device_count)(void);                              /* cuda_device_count() */
     void (*describe_build)(char *buf, unsigned long len);   /* cuda_describe_build() */

@@ -54,7 +54,7 @@ const backend *device_backend(device_kind d, err_t *e)
         err_set(e, "--device cuda: cannot load the CUDA backend: %s", why.msg);
         return NULL;
     }
-    const backend *be = p->backend();
+    const backend *be = p->get_backend();
     if (!be) err_set(e, "--device cuda: the CUDA backend could not start (see the message above)");
     return be;
 #else

@@ -5,7 +5,9 @@
 # except exit 77 with an "ok ... # skip" line: the documented "skipped" status (no GPU).
 # The CUDA op tests (tests/kernels/) run a second time with --cpu-self (the CPU backend against
 # itself), which checks their harness, shapes and buffer sizes on a machine without a GPU; those
-# lines are labelled "[cpu-self]" so that no CUDA test reads as passed where none ran.
+# lines are labelled "[cpu-self]" so that no CUDA test reads as passed where none ran. The same
+# op tests linked with the CUDA emulator (BUILD/cudaemu/tests/, see tests/cudaemu) run the real
+# kernels on the CPU; their lines are labelled "[cuda-emu]", for the same reason.
 set -u
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -14,7 +16,12 @@ run_one() { # test binary [argument]
     echo "# $*"
     "$@" > "$log.out" 2>&1
     rc=$?
-    case "$*" in *--cpu-self) sed -i 's/^\(\(not \)\{0,1\}ok [0-9]* - \)/\1[cpu-self] /' "$log.out" ;; esac
+    case "$*" in
+        *--cpu-self) label=cpu-self ;;
+        */cudaemu/tests/*) label=cuda-emu ;;
+        *) label= ;;
+    esac
+    [ -z "$label" ] || sed -i "s/^\(\(not \)\{0,1\}ok [0-9]* - \)/\1[$label] /" "$log.out"
     if [ "$rc" -ne 0 ] && ! { [ "$rc" -eq 77 ] && grep -q '^ok .*# skip' "$log.out"; }; then
         grep -q '^not ok' "$log.out" || { failed_bins=$((failed_bins + 1)); echo "not ok - $* exited non-zero"; }
     fi

@@ -1,0 +1,81 @@
+#!/usr/bin/env bats
+# The tools with --device cuda on the CUDA emulator (tests/cudaemu): the real kernels/, compiled
+# by g++ against an emulated runtime, loaded as the CUDA plugin through DLMKIT_CUDA_PLUGIN. Every
+# fixture case, the samplers' token streams, the scores and training against the CPU, on a
+# machine without a GPU. Test names say [cuda-emu]: none of this is a GPU's result (that is
+# tests/gpu-check.sh's job); it shows the kernels' logic and the device code paths of lib/.
+
+load helpers
+
+GPT2="$FIX/gpt2"
+ABSORB="$FIX/sedd/tiny_absorb_loglinear"
+UNIFORM="$FIX/sedd/tiny_uniform_geometric"
+
+setup() {
+    T="$BATS_TEST_TMPDIR"
+    export DLMKIT_CUDA_PLUGIN="$ROOT/${BUILD:-build/release}/cudaemu/libdlmkit-cuda.so"
+    [ -f "$DLMKIT_CUDA_PLUGIN" ] || skip "no emulated CUDA plugin (x86-64 with a CUDA build only)"
+}
+
+# |a - b| <= tol * max(1, |b|)
+close() {
+    awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b;
+        if (m < 1) m = 1; exit !(d <= t * m) }'
+}
+
+@test "[cuda-emu] --version names the emulator; fixture-check --device cuda passes every gpt2 and sedd case" {
+    run -0 fixture-check --version
+    [[ "$output" == *"CUDA emulated on the CPU"*"1 devices"* ]]
+    for set in "$GPT2" "$FIX/sedd"; do
+        run -0 fixture-check --device cuda "$set"
+        [[ "${lines[-1]}" =~ ^[1-9][0-9]*\ passed,\ 0\ failed,\ 0\ unsupported,\ 0\ skipped$ ]] ||
+            { echo "$set: ${lines[-1]}"; return 1; }
+    done
+}
+
+@test "[cuda-emu] gpt2-sample and sedd-sample: the same token stream as on the CPU" {
+    for dev in cpu cuda; do
+        gpt2-sample -m "$GPT2" -n 3 -l 24 --seed 5 --no-provenance --device $dev -o "$T/g.$dev"
+        gpt2-sample -m "$GPT2" -n 2 -l 12 --seed 9 -p 0.9 --no-provenance --device $dev \
+            -o "$T/gp.$dev"
+        sedd-sample -m "$ABSORB" -n 2 --steps 16 --seed 5 --no-provenance --device $dev \
+            -o "$T/s.$dev"
+        sedd-sample -m "$UNIFORM" -n 2 --steps 8 --seed 3 --no-provenance --device $dev \
+            -o "$T/u.$dev"
+    done
+    for f in g gp s u; do
+        [ -s "$T/$f.cpu" ] && cmp "$T/$f.cpu" "$T/$f.cuda"
+    done
+}
+
+@test "[cuda-emu] gpt2-score and sedd-score: the CPU's NLL per token to 1e-5" {
+    gpt2-sample -m "$GPT2" -n 4 -l 20 --seed 1 --no-provenance -o "$T/in"
+    for dev in cpu cuda; do
+        gpt2-score -m "$GPT2" --device $dev "$T/in" | ppl | jq .nll_per_token > "$T/g.$dev"
+        sedd-score -m "$ABSORB" -K 4 --seed 2 --device $dev "$T/in" | ppl | jq .nll_per_token \
+            > "$T/s.$dev"
+    done
+    for f in g s; do
+        close "$(cat "$T/$f.cuda")" "$(cat "$T/$f.cpu")" 1e-5 ||
+            { echo "$f: cuda $(cat "$T/$f.cuda") cpu $(cat "$T/$f.cpu")"; return 1; }
+    done
+}
+
+@test "[cuda-emu] train --device cuda: GPT-2 and SEDD losses and gradient norms follow the CPU's" {
+    for i in $(seq 1 40); do echo "The quick brown fox jumps over the lazy dog, number $i of many."; done \
+        | tokenize --block 16 > "$T/blocks"
+    for arch in gpt2 sedd; do
+        for dev in cpu cuda; do
+            train --arch $arch --layers 2 --width 16 --heads 2 --context 16 --cond-dim 8 -j 1 \
+                --batch 2 --steps 4 --eval-every 2 --data "$T/blocks" --device $dev \
+                -o "$T/$arch.$dev" 2> /dev/null
+            jq -r '[.loss, .gnorm, .val] | map(select(. != null)) | .[]' \
+                "$T/$arch.$dev/train.log.jsonl" > "$T/$arch.$dev.txt"
+        done
+        [ "$(wc -l < "$T/$arch.cpu.txt")" -ge 6 ]
+        # gradients summed in other orders: 4 steps of AdamW from the same start stay within 1e-4
+        paste "$T/$arch.cpu.txt" "$T/$arch.cuda.txt" | while read -r c g; do
+            close "$g" "$c" 1e-4 || { echo "$arch: cuda $g cpu $c"; exit 1; }
+        done
+    done
+}

@@ -1,0 +1,192 @@
+/* cuda_runtime.h of the CUDA emulator (tests/cudaemu): the part of the CUDA runtime and device
+ * language that kernels/ uses, for g++ on the CPU, so the kernels run without a GPU.
+ *
+ * What it is for: running every kernel's own code (indexing, shared memory, barriers, warp
+ * shuffles, reductions, launch geometry) against the CPU backend in CI, with ASan watching every
+ * device buffer. What it is not: a timing model or a check of the GPU's floating-point library
+ * (expf here is glibc's), of the memory model between blocks, or of the hardware's limits beyond
+ * those named below. Results on the emulator are labelled "[cuda-emu]", never as a GPU's.
+ *
+ * How a kernel runs: the .cu files of kernels/ pass through rewrite.sh (a launch `k<<<g, b, smem>>>(args)`
+ * becomes `emu_launch(g, b, smem)(k, args)`, `extern __shared__ T s[]` a pointer to the block's
+ * dynamic shared memory). Blocks run one after another; within a block every thread is a fiber
+ * with its own stack, and runs until it reaches a barrier (__syncthreads, __syncwarp, a shuffle),
+ * where it yields. The threads of a block are resumed in a shuffled order each round (a fixed
+ * seed; EMU_SCHEDULE=forward|reverse|shuffle), so a missing barrier shows as a wrong answer
+ * rather than hiding behind one fixed order. __shared__ variables are static: one copy, shared
+ * by the threads of the block that is running. Dynamic shared memory is allocated at the exact
+ * size asked for and filled with NaN bytes before each block.
+ *
+ * Checked, with a message naming the kernel's file and line where known (exit 70):
+ *   __syncthreads reached at two different places by one block's threads (divergent barrier);
+ *   a deadlock (every live thread waits at a barrier that cannot complete);
+ *   a warp shuffle or __syncwarp with a lane missing (exited, or beyond blockDim) or a mask
+ *   other than the full warp;
+ *   launch geometry: 0 or more than 1024 threads a block, a grid dimension of 0 or over the
+ *   limits, dynamic shared memory over 48 KB without cudaFuncSetAttribute or over 227 KB
+ *   (these return cudaErrorInvalidConfiguration through cudaGetLastError, as a GPU does);
+ *   cudaMemcpy/cudaMemset/cublasGemmEx ranges that are not inside one cudaMalloc allocation
+ *   on the device side, or that are inside one on the host side.
+ * x86-64 only (the fiber switch is a few lines of assembly in emu.cpp). */
+#ifndef DLM_CUDAEMU_RUNTIME_H
+#define DLM_CUDAEMU_RUNTIME_H
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// ---- the device language --------------------------------------------------------------------
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+
+struct uint3 {
+    unsigned x, y, z;
+};
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+
+/* the running thread's coordinates, set by the scheduler before it resumes a thread */
+extern uint3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
+
+// IEEE operations with the rounding mode in their name: on the CPU plain operations (the
+// emulator is compiled with -ffp-contract=off, so nothing is fused behind their back)
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+static inline float __fsqrt_rn(float a) { return sqrtf(a); }
+static inline double __dadd_rn(double a, double b) { return a + b; }
+static inline double __dmul_rn(double a, double b) { return a * b; }
+static inline double __ddiv_rn(double a, double b) { return a / b; }
+
+// CUDA's integer and floating min/max overloads
+#define EMU_MINMAX(T)                                                                          \
+    static inline T min(T a, T b) { return b < a ? b : a; }                                    \
+    static inline T max(T a, T b) { return a < b ? b : a; }
+EMU_MINMAX(int)
+EMU_MINMAX(unsigned)
+EMU_MINMAX(long long)
+EMU_MINMAX(unsigned long long)
+EMU_MINMAX(float)
+EMU_MINMAX(double)
+#undef EMU_MINMAX
+
+/* block barrier; `file`, `line`: where it is, to name a divergent or deadlocked barrier */
+void emu_syncthreads(const char *file, int line);
+#define __syncthreads() emu_syncthreads(__FILE__, __LINE__)
+
+/* warp barrier over the lanes in mask (the full warp is the only mask the emulator accepts) */
+void emu_syncwarp(unsigned mask, const char *file, int line);
+#define __syncwarp(...) emu_syncwarp(emu_mask_or_full(__VA_ARGS__), __FILE__, __LINE__)
+static inline unsigned emu_mask_or_full(unsigned mask = 0xffffffffu) { return mask; }
+
+/* lane exchange: every lane of the warp publishes `bits`, gets lane (own ^ lane_mask)'s */
+uint64_t emu_shfl_xor(unsigned mask, uint64_t bits, int lane_mask, int width, const char *file,
+                      int line);
+
+template <typename T>
+T emu_shfl_xor_sync(const char *file, int line, unsigned mask, T v, int lane_mask, int width = 32)
+{
+    static_assert(sizeof(T) <= sizeof(uint64_t), "shuffles move at most 8 bytes");
+    uint64_t bits = 0;
+    memcpy(&bits, &v, sizeof v);
+    bits = emu_shfl_xor(mask, bits, lane_mask, width, file, line);
+    T r;
+    memcpy(&r, &bits, sizeof r);
+    return r;
+}
+#define __shfl_xor_sync(...) emu_shfl_xor_sync(__FILE__, __LINE__, __VA_ARGS__)
+
+/* the running block's dynamic shared memory (the launch's third argument, in bytes) */
+void *emu_dynamic_shared(void);
+
+// ---- the runtime API ------------------------------------------------------------------------
+
+enum cudaError_t {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevice = 101,
+};
+typedef cudaError_t cudaError;
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+};
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+typedef struct emu_stream *cudaStream_t;
+
+cudaError_t cudaMalloc(void **p, size_t bytes);
+template <typename T> cudaError_t cudaMalloc(T **p, size_t bytes)
+{
+    return cudaMalloc(reinterpret_cast<void **>(p), bytes);
+}
+cudaError_t cudaFree(void *p);
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemset(void *p, int value, size_t bytes);
+cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaRuntimeGetVersion(int *version);
+cudaError_t cudaGetLastError(void);
+const char *cudaGetErrorString(cudaError_t err);
+cudaError_t emu_func_set_attribute(const void *kernel, cudaFuncAttribute attr, int value);
+
+template <typename F> cudaError_t cudaFuncSetAttribute(F *kernel, cudaFuncAttribute attr, int value)
+{
+    return emu_func_set_attribute(reinterpret_cast<const void *>(kernel), attr, value);
+}
+
+// ---- launches -------------------------------------------------------------------------------
+
+/* Runs body(arg) as every thread of a grid, block by block; `kernel` identifies the kernel for
+ * cudaFuncSetAttribute's limit, `name` names it in messages. A bad configuration sets the error
+ * cudaGetLastError returns and runs nothing. */
+void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const void *kernel,
+                  void (*body)(void *), void *arg);
+
+/* `k<<<grid, block, smem, stream>>>(args)` after rewrite.sh: emu_launch("k", grid, block,
+ * smem)(k, args). The arguments are converted to the kernel's parameter types once, at the
+ * launch, as CUDA copies them; every thread calls the kernel with that copy. */
+struct emu_launch {
+    const char *name;
+    dim3 grid, block;
+    size_t smem;
+    emu_launch(const char *n, dim3 g, dim3 b, size_t s = 0, cudaStream_t = nullptr)
+        : name(n), grid(g), block(b), smem(s)
+    {
+    }
+    template <typename... P, typename... A> void operator()(void (*kernel)(P...), A &&...args)
+    {
+        struct call {
+            void (*kernel)(P...);
+            std::tuple<std::decay_t<P>...> args;
+            static void run(void *self)
+            {
+                call *c = static_cast<call *>(self);
+                std::apply(c->kernel, c->args);
+            }
+        } c{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+        emu_run_grid(name, grid, block, smem, reinterpret_cast<const void *>(kernel), call::run, &c);
+    }
+};
+
+#endif

@@ -1,0 +1,669 @@
+// emu: the CUDA emulator's runtime (see cuda_runtime.h for what it models and checks): the
+// fiber scheduler that runs a block's threads, the barriers and shuffles, launches, device
+// memory and the cuBLAS product. Single-threaded: launches take a lock, blocks run in order.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "cublas_v2.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_ASAN 1
+#endif
+#endif
+#ifdef EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#if !defined(__x86_64__)
+#error "the CUDA emulator's fiber switch is written for x86-64"
+#endif
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+// ---- failures -------------------------------------------------------------------------------
+
+static const char *running_kernel = "(no kernel)";
+
+/* Ends the process with status 70 at once: from inside a kernel's thread, atexit handlers
+ * (LeakSanitizer's among them, which would turn the status into its own) are no use. */
+[[noreturn]] static void emu_exit(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    _exit(70);
+}
+
+/* A kernel or API misuse a GPU would hang on, fault on or leave undefined: message, exit 70. */
+[[noreturn]] static void emu_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cuda-emu: %s: ", running_kernel);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    emu_exit();
+}
+
+// ---- fibers ---------------------------------------------------------------------------------
+
+// emu_switch(save, load): saves the callee-saved registers on the current stack, stores its
+// stack pointer in *save, continues on the stack `load` (saved the same way, or made by
+// fiber_stack_frame).
+extern "C" void emu_switch(void **save, void *load);
+asm(".text\n"
+    ".globl emu_switch\n"
+    ".hidden emu_switch\n"
+    ".type emu_switch, @function\n"
+    "emu_switch:\n"
+    "    pushq %rbp\n    pushq %rbx\n    pushq %r12\n    pushq %r13\n    pushq %r14\n"
+    "    pushq %r15\n"
+    "    movq %rsp, (%rdi)\n"
+    "    movq %rsi, %rsp\n"
+    "    popq %r15\n    popq %r14\n    popq %r13\n    popq %r12\n    popq %rbx\n    popq %rbp\n"
+    "    ret\n"
+    ".size emu_switch, .-emu_switch\n");
+
+#ifdef EMU_ASAN
+enum { STACK_BYTES = 1 << 19 };  // ASan's redzones make frames several times larger
+#else
+enum { STACK_BYTES = 1 << 17 };
+#endif
+
+struct barrier {
+    uint64_t gen;        // completed rounds
+    unsigned arrived;    // threads waiting in this round
+    const char *file;    // where the first of them waits
+    int line;
+};
+
+struct fiber {
+    void *sp;            // saved stack pointer while suspended
+    char *stack;         // lowest usable byte of its stack (NULL until started)
+    uint3 tid;
+    unsigned warp, lane;
+    bool started, done;
+    barrier *waits_on;   // the barrier it waits at, or NULL
+    uint64_t wait_gen;   // that barrier's generation when it arrived
+    void *asan_fake;     // ASan's fake-stack handle while it is suspended
+};
+
+struct warp_state {
+    barrier bar;
+    unsigned lanes, live;  // lanes the warp has in this block, lanes not exited
+    uint64_t slot[32];     // shuffle values
+};
+
+static struct {
+    std::vector<fiber> threads;
+    std::vector<warp_state> warps;
+    barrier block_bar;
+    unsigned live;                // threads not exited
+    void (*body)(void *);
+    void *arg;
+    void *dyn_smem;
+    size_t dyn_bytes;
+    fiber *current;
+    void *sched_sp;               // the scheduler's stack while a thread runs
+    const void *sched_stack;      // (ASan) the scheduler's stack, learnt at the first switch
+    size_t sched_stack_size;
+    std::vector<char *> free_stacks;
+    uint64_t rng;
+    enum { FORWARD, REVERSE, SHUFFLE } schedule;
+} g;
+
+static char *take_stack(void)
+{
+    if (!g.free_stacks.empty()) {
+        char *s = g.free_stacks.back();
+        g.free_stacks.pop_back();
+#ifdef EMU_ASAN
+        __asan_unpoison_memory_region(s, STACK_BYTES);  // redzones left by its last thread
+#endif
+        return s;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    void *m = mmap(nullptr, STACK_BYTES + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) emu_fail("cannot map a %d-byte thread stack", (int)STACK_BYTES);
+    mprotect(m, page, PROT_NONE);  // a guard page below: an overflow faults at once
+    return (char *)m + page;
+}
+
+static void asan_start_switch(void **fake, const void *stack, size_t size)
+{
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(fake, stack, size);
+#else
+    (void)fake, (void)stack, (void)size;
+#endif
+}
+
+static void asan_finish_switch(void *fake, bool learn_scheduler_stack)
+{
+#ifdef EMU_ASAN
+    if (learn_scheduler_stack)
+        __sanitizer_finish_switch_fiber(fake, &g.sched_stack, &g.sched_stack_size);
+    else
+        __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+    (void)fake, (void)learn_scheduler_stack;
+#endif
+}
+
+/* From a thread: back to the scheduler until it resumes this thread. */
+static void yield_thread(void)
+{
+    fiber *f = g.current;
+    asan_start_switch(&f->asan_fake, g.sched_stack, g.sched_stack_size);
+    emu_switch(&f->sp, g.sched_sp);
+    asan_finish_switch(f->asan_fake, true);
+}
+
+static void release(barrier *b)
+{
+    b->gen++;
+    b->arrived = 0;
+    b->file = nullptr;
+}
+
+/* A thread exits: the barriers it no longer holds up may complete. */
+static void thread_exit(fiber *f)
+{
+    f->done = true;
+    g.live--;
+    warp_state &w = g.warps[f->warp];
+    w.live--;
+    if (w.bar.arrived > 0)
+        emu_fail("thread %u exited while lanes of its warp %u wait at %s:%d (a shuffle or "
+                 "__syncwarp needs every lane)",
+                 f->lane, f->warp, w.bar.file, w.bar.line);
+    if (g.block_bar.arrived > 0 && g.block_bar.arrived == g.live) release(&g.block_bar);
+}
+
+static void fiber_entry(void)
+{
+    asan_finish_switch(nullptr, true);
+    g.body(g.arg);
+    fiber *f = g.current;
+    thread_exit(f);
+    g.free_stacks.push_back(f->stack);  // not reused before the switch below leaves it
+    asan_start_switch(nullptr, g.sched_stack, g.sched_stack_size);
+    void *unused;
+    emu_switch(&unused, g.sched_sp);
+    __builtin_unreachable();
+}
+
+/* The stack a new thread starts on: emu_switch's six saved registers (zero), then fiber_entry
+ * as the return address, with the alignment a function expects on entry. */
+static void *fiber_stack_frame(char *stack)
+{
+    uintptr_t top = ((uintptr_t)stack + STACK_BYTES) & ~(uintptr_t)15;
+    void **sp = (void **)top;
+    *--sp = nullptr;                       // fiber_entry's (never used) return address
+    *--sp = (void *)fiber_entry;           // where emu_switch's ret goes
+    for (int i = 0; i < 6; i++) *--sp = nullptr;
+    return sp;
+}
+
+static void resume(fiber *f)
+{
+    if (!f->started) {
+        f->started = true;
+        f->stack = take_stack();
+        f->sp = fiber_stack_frame(f->stack);
+    }
+    g.current = f;
+    threadIdx = f->tid;
+    void *fake = nullptr;
+    asan_start_switch(&fake, f->stack, STACK_BYTES);
+    emu_switch(&g.sched_sp, f->sp);
+    asan_finish_switch(fake, false);
+}
+
+// ---- barriers -------------------------------------------------------------------------------
+
+/* Arrive at b, which completes when `expected` threads have arrived; wait until it does. */
+static void arrive_and_wait(barrier *b, unsigned expected, const char *file, int line,
+                            const char *what)
+{
+    if (b->arrived == 0) {
+        b->file = file;
+        b->line = line;
+    } else if (b->line != line || (b->file != file && strcmp(b->file, file) != 0)) {
+        emu_fail("divergent %s: thread (%u,%u,%u) of block (%u,%u,%u) is at %s:%d while others "
+                 "wait at %s:%d",
+                 what, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z,
+                 file, line, b->file, b->line);
+    }
+    if (++b->arrived == expected) {
+        release(b);
+        return;
+    }
+    fiber *f = g.current;
+    f->waits_on = b;
+    f->wait_gen = b->gen;
+    while (b->gen == f->wait_gen) yield_thread();
+    f->waits_on = nullptr;
+}
+
+void emu_syncthreads(const char *file, int line)
+{
+    arrive_and_wait(&g.block_bar, g.live, file, line, "__syncthreads");
+}
+
+/* The calling thread's warp, after checking that a warp-wide operation is legal here. */
+static warp_state &full_warp(unsigned mask, const char *file, int line)
+{
+    fiber *f = g.current;
+    warp_state &w = g.warps[f->warp];
+    if (mask != 0xffffffffu)
+        emu_fail("%s:%d: warp mask %#x: the emulator (and kernels/) only use the full warp", file,
+                 line, mask);
+    if (w.lanes != 32)
+        emu_fail("%s:%d: a warp operation in a block of %u threads: warp %u has %u lanes, the "
+                 "full mask names missing ones",
+                 file, line, blockDim.x * blockDim.y * blockDim.z, f->warp, w.lanes);
+    if (w.live != 32)
+        emu_fail("%s:%d: a warp operation after %u lane(s) of warp %u exited", file, line,
+                 32 - w.live, f->warp);
+    return w;
+}
+
+void emu_syncwarp(unsigned mask, const char *file, int line)
+{
+    warp_state &w = full_warp(mask, file, line);
+    arrive_and_wait(&w.bar, 32, file, line, "__syncwarp");
+}
+
+uint64_t emu_shfl_xor(unsigned mask, uint64_t bits, int lane_mask, int width, const char *file,
+                      int line)
+{
+    warp_state &w = full_warp(mask, file, line);
+    if (width != 32 || lane_mask < 0 || lane_mask > 31)
+        emu_fail("%s:%d: __shfl_xor_sync with lane mask %d, width %d", file, line, lane_mask,
+                 width);
+    unsigned lane = g.current->lane;
+    w.slot[lane] = bits;
+    arrive_and_wait(&w.bar, 32, file, line, "__shfl_xor_sync");  // every lane has published
+    uint64_t got = w.slot[lane ^ (unsigned)lane_mask];
+    arrive_and_wait(&w.bar, 32, file, line, "__shfl_xor_sync");  // every lane has read
+    return got;
+}
+
+void *emu_dynamic_shared(void) { return g.dyn_smem; }
+
+// ---- running a grid -------------------------------------------------------------------------
+
+static uint64_t next_random(void)
+{
+    g.rng ^= g.rng << 13, g.rng ^= g.rng >> 7, g.rng ^= g.rng << 17;
+    return g.rng;
+}
+
+/* Resumes each runnable lane of warp w once: in lane order, backwards, or shuffled. Returns
+ * whether any ran. */
+static bool run_warp(unsigned w)
+{
+    unsigned first = 32 * w, n = g.warps[w].lanes, order[32];
+    for (unsigned i = 0; i < n; i++) order[i] = g.schedule == g.REVERSE ? n - 1 - i : i;
+    if (g.schedule == g.SHUFFLE)
+        for (unsigned i = n - 1; i > 0; i--) {  // Fisher-Yates
+            unsigned j = (unsigned)(next_random() % (i + 1)), t = order[i];
+            order[i] = order[j], order[j] = t;
+        }
+    bool progress = false;
+    for (unsigned i = 0; i < n; i++) {
+        fiber &f = g.threads[first + order[i]];
+        if (f.done || (f.waits_on && f.waits_on->gen == f.wait_gen)) continue;
+        resume(&f);
+        progress = true;
+    }
+    return progress;
+}
+
+/* One round of the schedule. forward/reverse: every warp, in warp order or backwards.
+ * shuffle: only the first warp, in a random priority order of the warps, that can run; the
+ * order is redrawn now and then (1 round in 16). A warp so runs ahead of the others by many
+ * barriers, until a __syncthreads stops it, and a missing barrier, even one between two
+ * reductions far apart, shows as a wrong result. Returns whether any thread ran. */
+static bool run_round(std::vector<unsigned> &priority)
+{
+    unsigned nw = (unsigned)g.warps.size();
+    if (g.schedule != g.SHUFFLE) {
+        bool progress = false;
+        for (unsigned i = 0; i < nw; i++) progress |= run_warp(g.schedule == g.REVERSE ? nw - 1 - i : i);
+        return progress;
+    }
+    if (next_random() % 16 == 0)
+        for (unsigned i = nw - 1; i > 0; i--) {
+            unsigned j = (unsigned)(next_random() % (i + 1)), t = priority[i];
+            priority[i] = priority[j], priority[j] = t;
+        }
+    for (unsigned w : priority)
+        if (run_warp(w)) return true;
+    return false;
+}
+
+[[noreturn]] static void deadlock(void)
+{
+    fprintf(stderr, "cuda-emu: %s: deadlock in block (%u,%u,%u): every live thread waits:\n",
+            running_kernel, blockIdx.x, blockIdx.y, blockIdx.z);
+    for (const fiber &f : g.threads)
+        if (!f.done && f.waits_on)
+            fprintf(stderr, "  thread (%u,%u,%u) at %s:%d\n", f.tid.x, f.tid.y, f.tid.z,
+                    f.waits_on->file, f.waits_on->line);
+    emu_exit();
+}
+
+static void run_block(void)
+{
+    unsigned n = (unsigned)g.threads.size();
+    for (fiber &f : g.threads) f.started = f.done = false, f.waits_on = nullptr;
+    for (warp_state &w : g.warps) w.live = w.lanes, w.bar = barrier{};
+    g.block_bar = barrier{};
+    g.live = n;
+    if (g.dyn_bytes) memset(g.dyn_smem, 0xff, g.dyn_bytes);  // NaNs: uninitialised reads show
+    std::vector<unsigned> priority(g.warps.size());
+    for (unsigned w = 0; w < priority.size(); w++) priority[w] = w;
+    while (g.live > 0)
+        if (!run_round(priority)) deadlock();
+}
+
+static std::map<const void *, int> smem_optin;  // kernel -> cudaFuncSetAttribute's limit
+static cudaError_t last_error = cudaSuccess;
+static std::mutex launch_lock;
+
+enum { SMEM_DEFAULT = 48 * 1024, SMEM_OPTIN_MAX = 227 * 1024 };  // sm_80 163 KB, sm_90 227 KB
+
+cudaError_t emu_func_set_attribute(const void *kernel, cudaFuncAttribute attr, int value)
+{
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+        value > SMEM_OPTIN_MAX)
+        return last_error = cudaErrorInvalidValue;
+    std::lock_guard<std::mutex> lock(launch_lock);
+    smem_optin[kernel] = value;
+    return cudaSuccess;
+}
+
+static bool valid_config(dim3 grid, dim3 block, size_t smem, const void *kernel)
+{
+    unsigned long threads = (unsigned long)block.x * block.y * block.z;
+    if (threads == 0 || threads > 1024 || block.z > 64) return false;
+    if (grid.x == 0 || grid.x > 0x7fffffffu || grid.y == 0 || grid.y > 65535 || grid.z == 0 ||
+        grid.z > 65535)
+        return false;
+    auto it = smem_optin.find(kernel);
+    size_t limit = it != smem_optin.end() && it->second > SMEM_DEFAULT ? it->second : SMEM_DEFAULT;
+    return smem <= limit;
+}
+
+/* EMU_SCHEDULE, read at every launch (the shuffle's generator is seeded once per process) */
+static void schedule_from_env(void)
+{
+    if (!g.rng) g.rng = 0x2545f4914f6cdd1dull;
+    const char *s = getenv("EMU_SCHEDULE");
+    if (!s || !*s || strcmp(s, "shuffle") == 0) g.schedule = g.SHUFFLE;
+    else if (strcmp(s, "forward") == 0) g.schedule = g.FORWARD;
+    else if (strcmp(s, "reverse") == 0) g.schedule = g.REVERSE;
+    else emu_fail("EMU_SCHEDULE=%s: expected forward, reverse or shuffle", s);
+}
+
+void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const void *kernel,
+                  void (*body)(void *), void *arg)
+{
+    std::lock_guard<std::mutex> lock(launch_lock);
+    if (!valid_config(grid, block, smem, kernel)) {
+        last_error = cudaErrorInvalidConfiguration;
+        return;
+    }
+    schedule_from_env();
+    running_kernel = name;
+    unsigned n = block.x * block.y * block.z;
+    g.threads.assign(n, fiber{});
+    g.warps.assign((n + 31) / 32, warp_state{});
+    for (unsigned i = 0; i < n; i++) {
+        fiber &f = g.threads[i];
+        f.tid = uint3{i % block.x, i / block.x % block.y, i / (block.x * block.y)};
+        f.warp = i / 32;
+        f.lane = i % 32;
+        g.warps[f.warp].lanes++;
+    }
+    g.body = body;
+    g.arg = arg;
+    g.dyn_bytes = smem;
+    g.dyn_smem = malloc(smem ? smem : 1);  // the exact size: ASan sees any read beyond it
+    if (!g.dyn_smem) emu_fail("out of memory for %zu bytes of shared memory", smem);
+    gridDim = grid;
+    blockDim = block;
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                blockIdx = uint3{x, y, z};
+                run_block();
+            }
+    free(g.dyn_smem);
+    g.dyn_smem = nullptr;
+    running_kernel = "(no kernel)";
+}
+
+// ---- device memory --------------------------------------------------------------------------
+
+static std::map<uintptr_t, size_t> allocations;  // start -> bytes, of every live cudaMalloc
+static std::mutex memory_lock;
+
+/* Whether [p, p + bytes) lies inside one allocation (inside = true) or touches none (false). */
+static bool in_device_memory(const void *p, size_t bytes, bool *overlaps)
+{
+    std::lock_guard<std::mutex> lock(memory_lock);
+    uintptr_t a = (uintptr_t)p, end = a + bytes;
+    auto it = allocations.upper_bound(a);
+    bool inside = false;
+    *overlaps = false;
+    if (it != allocations.begin()) {
+        auto prev = std::prev(it);
+        if (a < prev->first + prev->second) {
+            *overlaps = true;
+            inside = end <= prev->first + prev->second;
+        }
+    }
+    if (it != allocations.end() && it->first < end) *overlaps = true, inside = false;
+    return inside;
+}
+
+static void expect_device(const void *p, size_t bytes, const char *what)
+{
+    bool overlaps;
+    if (!in_device_memory(p, bytes, &overlaps))
+        emu_fail("%s: %zu bytes at %p are not inside one device allocation", what, bytes, p);
+}
+
+static void expect_host(const void *p, size_t bytes, const char *what)
+{
+    bool overlaps;
+    in_device_memory(p, bytes, &overlaps);
+    if (overlaps) emu_fail("%s: %zu bytes at %p are device memory, not host memory", what, bytes, p);
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes)
+{
+    void *m = nullptr;
+    if (posix_memalign(&m, 256, bytes ? bytes : 1) != 0) return last_error = cudaErrorMemoryAllocation;
+    std::lock_guard<std::mutex> lock(memory_lock);
+    allocations[(uintptr_t)m] = bytes ? bytes : 1;
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    if (!p) return cudaSuccess;
+    {
+        std::lock_guard<std::mutex> lock(memory_lock);
+        auto it = allocations.find((uintptr_t)p);
+        if (it == allocations.end()) emu_fail("cudaFree(%p): not the start of an allocation", p);
+        allocations.erase(it);
+    }
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+{
+    if (bytes == 0) return cudaSuccess;
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    dst_dev ? expect_device(dst, bytes, "cudaMemcpy destination")
+            : expect_host(dst, bytes, "cudaMemcpy destination");
+    src_dev ? expect_device(src, bytes, "cudaMemcpy source")
+            : expect_host(src, bytes, "cudaMemcpy source");
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes)
+{
+    if (bytes == 0) return cudaSuccess;
+    expect_device(p, bytes, "cudaMemset");
+    memset(p, value, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceCount(int *n)
+{
+    *n = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device)
+{
+    return device == 0 ? cudaSuccess : (last_error = cudaErrorInvalidDevice);
+}
+
+cudaError_t cudaRuntimeGetVersion(int *version)
+{
+    *version = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+
+const char *cudaGetErrorString(cudaError_t err)
+{
+    switch (err) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    }
+    return "unrecognized error code";
+}
+
+// ---- cuBLAS ---------------------------------------------------------------------------------
+
+struct emu_cublas {
+    cublasMath_t math;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle)
+{
+    *handle = new emu_cublas{CUBLAS_DEFAULT_MATH};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t handle)
+{
+    delete handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
+{
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    handle->math = mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetProperty(libraryPropertyType, int *value)
+{
+    *value = 0;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* a column-major (rows, cols) operand with leading dimension ld, rounded to bf16 (to nearest,
+ * ties to even; NaN kept) into a new host buffer */
+static float *bf16_copy(const float *a, int rows, int cols, int ld)
+{
+    size_t n = (size_t)ld * (cols - 1) + rows;
+    float *c = (float *)malloc(n * sizeof *c);
+    if (!c) emu_fail("out of memory for a bf16 copy of %zu floats", n);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &a[i], 4);
+        if ((u & 0x7fffffffu) <= 0x7f800000u) u = (u + 0x7fffu + ((u >> 16) & 1)) & 0xffff0000u;
+        memcpy(&c[i], &u, 4);
+    }
+    return c;
+}
+
+/* checks one column-major operand of a product: leading dimension and device extent */
+static bool operand_ok(const void *p, int rows, int cols, int ld, const char *what)
+{
+    if (ld < (rows > 1 ? rows : 1)) return false;
+    if (rows > 0 && cols > 0) expect_device(p, ((size_t)ld * (cols - 1) + rows) * 4, what);
+    return true;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
+                            cublasOperation_t transb, int m, int n, int k, const void *alpha,
+                            const void *A, cudaDataType_t Atype, int lda, const void *B,
+                            cudaDataType_t Btype, int ldb, const void *beta, void *C,
+                            cudaDataType_t Ctype, int ldc, cublasComputeType_t compute,
+                            cublasGemmAlgo_t)
+{
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (Atype != CUDA_R_32F || Btype != CUDA_R_32F || Ctype != CUDA_R_32F ||
+        (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_16BF))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    bool ta = transa == CUBLAS_OP_T, tb = transb == CUBLAS_OP_T;
+    if (!operand_ok(A, ta ? k : m, ta ? m : k, lda, "cublasGemmEx A") ||
+        !operand_ok(B, tb ? n : k, tb ? k : n, ldb, "cublasGemmEx B") ||
+        !operand_ok(C, m, n, ldc, "cublasGemmEx C"))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    expect_host(alpha, 4, "cublasGemmEx alpha");
+    expect_host(beta, 4, "cublasGemmEx beta");
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    const float *a = (const float *)A, *b = (const float *)B;
+    float *a16 = nullptr, *b16 = nullptr;
+    if (compute == CUBLAS_COMPUTE_32F_FAST_16BF && k > 0) {
+        a = a16 = bf16_copy(a, ta ? k : m, ta ? m : k, lda);
+        b = b16 = bf16_copy(b, tb ? n : k, tb ? k : n, ldb);
+    }
+    cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                n, k, *(const float *)alpha, a, lda, b, ldb, *(const float *)beta, (float *)C,
+                ldc);
+    free(a16);
+    free(b16);
+    return CUBLAS_STATUS_SUCCESS;
+}
