@@ -79,3 +79,15 @@ close() {
         done
     done
 }
+
+@test "[cuda-emu] latency --device cuda: GPT-2 and SEDD rows, fp32 and bf16, recorded as cuda" {
+    for prec in fp32 bf16; do
+        run -0 --separate-stderr latency --gpt2 "$GPT2" --sedd "$ABSORB" --steps 2,4 -l 16 -r 1 \
+            -w 0 --device cuda --precision $prec
+        [ "${#lines[@]}" -eq 4 ]
+        for row in "${lines[@]:1}"; do
+            [[ "$row" =~ ^(gpt2,16|sedd,[24]),1,16,[0-9.e-]+,.*,1,cuda,$prec$ ]] ||
+                { echo "bad row: $row"; return 1; }
+        done
+    done
+}

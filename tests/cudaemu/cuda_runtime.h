@@ -4,18 +4,24 @@
  * What it is for: running every kernel's own code (indexing, shared memory, barriers, warp
  * shuffles, reductions, launch geometry) against the CPU backend in CI, with ASan watching every
  * device buffer. What it is not: a timing model or a check of the GPU's floating-point library
- * (expf here is glibc's), of the memory model between blocks, or of the hardware's limits beyond
- * those named below. Results on the emulator are labelled "[cuda-emu]", never as a GPU's.
+ * (expf here is glibc's), of races between blocks running at once, or of the hardware's limits
+ * beyond those named below. Results on the emulator are labelled "[cuda-emu]", never as a GPU's.
  *
- * How a kernel runs: the .cu files of kernels/ pass through rewrite.sh (a launch `k<<<g, b, smem>>>(args)`
- * becomes `emu_launch(g, b, smem)(k, args)`, `extern __shared__ T s[]` a pointer to the block's
- * dynamic shared memory). Blocks run one after another; within a block every thread is a fiber
- * with its own stack, and runs until it reaches a barrier (__syncthreads, __syncwarp, a shuffle),
- * where it yields. The threads of a block are resumed in a shuffled order each round (a fixed
- * seed; EMU_SCHEDULE=forward|reverse|shuffle), so a missing barrier shows as a wrong answer
- * rather than hiding behind one fixed order. __shared__ variables are static: one copy, shared
- * by the threads of the block that is running. Dynamic shared memory is allocated at the exact
- * size asked for and filled with NaN bytes before each block.
+ * How a kernel runs: the .cu files of kernels/ pass through rewrite.sh (a launch
+ * `k<<<g, b, smem>>>(args)` becomes `emu_launch("k", g, b, smem)(k, args)`, `extern __shared__
+ * T s[]` a pointer to the block's dynamic shared memory). Blocks run one after another; within a
+ * block every thread is a fiber with its own stack and runs until it reaches a barrier
+ * (__syncthreads, __syncwarp, a shuffle), where it yields. __shared__ variables are static: one
+ * copy, used by the block that is running. Dynamic shared memory is allocated at the exact size
+ * asked for and filled with NaN bytes before each block.
+ *
+ * Schedule: by default (EMU_SCHEDULE=shuffle) one warp at a time runs, chosen by a random
+ * priority that is redrawn now and then, its lanes in a shuffled order: a warp runs ahead of the
+ * others until a barrier stops it, so a missing barrier shows as a wrong answer instead of
+ * hiding behind one fixed order. The blocks of a launch run in a shuffled order too, so a block
+ * that reads what another block of the launch writes gets a wrong answer. The seed is fixed
+ * (EMU_SEED=N picks another); EMU_SCHEDULE=forward|reverse runs every warp each round and the
+ * blocks in order, or both backwards.
  *
  * Checked, with a message naming the kernel's file and line where known (exit 70):
  *   __syncthreads reached at two different places by one block's threads (divergent barrier);

@@ -322,10 +322,7 @@ static bool run_warp(unsigned w)
     unsigned first = 32 * w, n = g.warps[w].lanes, order[32];
     for (unsigned i = 0; i < n; i++) order[i] = g.schedule == g.REVERSE ? n - 1 - i : i;
     if (g.schedule == g.SHUFFLE)
-        for (unsigned i = n - 1; i > 0; i--) {  // Fisher-Yates
-            unsigned j = (unsigned)(next_random() % (i + 1)), t = order[i];
-            order[i] = order[j], order[j] = t;
-        }
+        for (unsigned i = n - 1; i > 0; i--) std::swap(order[i], order[next_random() % (i + 1)]);
     bool progress = false;
     for (unsigned i = 0; i < n; i++) {
         fiber &f = g.threads[first + order[i]];
@@ -336,9 +333,17 @@ static bool run_warp(unsigned w)
     return progress;
 }
 
+/* A new random order of the warps (shuffle schedule only). */
+static void shuffle_priority(std::vector<unsigned> &priority)
+{
+    if (g.schedule != g.SHUFFLE) return;
+    for (size_t i = priority.size() - 1; i > 0; i--)
+        std::swap(priority[i], priority[next_random() % (i + 1)]);
+}
+
 /* One round of the schedule. forward/reverse: every warp, in warp order or backwards.
  * shuffle: only the first warp, in a random priority order of the warps, that can run; the
- * order is redrawn now and then (1 round in 16). A warp so runs ahead of the others by many
+ * order is drawn for each block and redrawn now and then (1 round in 16). A warp so runs ahead of the others by many
  * barriers, until a __syncthreads stops it, and a missing barrier, even one between two
  * reductions far apart, shows as a wrong result. Returns whether any thread ran. */
 static bool run_round(std::vector<unsigned> &priority)
@@ -349,11 +354,7 @@ static bool run_round(std::vector<unsigned> &priority)
         for (unsigned i = 0; i < nw; i++) progress |= run_warp(g.schedule == g.REVERSE ? nw - 1 - i : i);
         return progress;
     }
-    if (next_random() % 16 == 0)
-        for (unsigned i = nw - 1; i > 0; i--) {
-            unsigned j = (unsigned)(next_random() % (i + 1)), t = priority[i];
-            priority[i] = priority[j], priority[j] = t;
-        }
+    if (next_random() % 16 == 0) shuffle_priority(priority);
     for (unsigned w : priority)
         if (run_warp(w)) return true;
     return false;
@@ -380,6 +381,7 @@ static void run_block(void)
     if (g.dyn_bytes) memset(g.dyn_smem, 0xff, g.dyn_bytes);  // NaNs: uninitialised reads show
     std::vector<unsigned> priority(g.warps.size());
     for (unsigned w = 0; w < priority.size(); w++) priority[w] = w;
+    shuffle_priority(priority);
     while (g.live > 0)
         if (!run_round(priority)) deadlock();
 }
@@ -412,10 +414,15 @@ static bool valid_config(dim3 grid, dim3 block, size_t smem, const void *kernel)
     return smem <= limit;
 }
 
-/* EMU_SCHEDULE, read at every launch (the shuffle's generator is seeded once per process) */
+/* EMU_SCHEDULE, read at every launch; EMU_SEED (an integer), the shuffle's seed, read at the
+ * first */
 static void schedule_from_env(void)
 {
-    if (!g.rng) g.rng = 0x2545f4914f6cdd1dull;
+    if (!g.rng) {
+        const char *seed = getenv("EMU_SEED");
+        g.rng = 0x2545f4914f6cdd1dull ^ (seed ? strtoull(seed, nullptr, 0) * 0x9e3779b97f4a7c15ull : 0);
+        if (!g.rng) g.rng = 1;  // xorshift's one stuck state
+    }
     const char *s = getenv("EMU_SCHEDULE");
     if (!s || !*s || strcmp(s, "shuffle") == 0) g.schedule = g.SHUFFLE;
     else if (strcmp(s, "forward") == 0) g.schedule = g.FORWARD;
@@ -450,12 +457,18 @@ void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const vo
     if (!g.dyn_smem) emu_fail("out of memory for %zu bytes of shared memory", smem);
     gridDim = grid;
     blockDim = block;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                blockIdx = uint3{x, y, z};
-                run_block();
-            }
+    // blocks in order (forward), backwards, or shuffled: a block that reads what another block
+    // of the same launch writes gets a different answer
+    size_t blocks = (size_t)grid.x * grid.y * grid.z;
+    std::vector<size_t> block_order(blocks);
+    for (size_t i = 0; i < blocks; i++) block_order[i] = g.schedule == g.REVERSE ? blocks - 1 - i : i;
+    if (g.schedule == g.SHUFFLE)
+        for (size_t i = blocks - 1; i > 0; i--) std::swap(block_order[i], block_order[next_random() % (i + 1)]);
+    for (size_t b : block_order) {
+        blockIdx = uint3{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
+                         (unsigned)(b / ((size_t)grid.x * grid.y))};
+        run_block();
+    }
     free(g.dyn_smem);
     g.dyn_smem = nullptr;
     running_kernel = "(no kernel)";

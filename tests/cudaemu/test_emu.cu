@@ -71,6 +71,12 @@ __global__ void k_dynamic_shared(float *out)
 
 __global__ void k_nothing(int *out) { out[0] = 1; }
 
+// a chain across blocks, which CUDA does not order: block b reads what block b-1 wrote
+__global__ void k_block_chain(int *out)
+{
+    if (threadIdx.x == 0) out[blockIdx.x] = blockIdx.x == 0 ? 1 : out[blockIdx.x - 1] + 1;
+}
+
 // ---- buggy kernels: what the emulator must report --------------------------------------------
 
 __global__ void k_divergent_barrier(int *out)
@@ -341,6 +347,14 @@ int main(void)
     int racy = block_sums_wrong(k_block_sum_no_barrier, 64, 256);
     CHECK(racy > 0, "the same without its __syncthreads: wrong in %d of 64 blocks (the shuffled "
           "schedule exposes the race)", racy);
+    int *chain = device_copy(std::vector<int>(64, 0));
+    emu_launch("k_block_chain", 64, 32)(k_block_chain, chain);
+    std::vector<int> links = host_copy(chain, 64);
+    int broken = 0;
+    for (int b = 0; b < 64; b++) broken += links[b] != b + 1;
+    CHECK(broken > 0, "blocks reading each other's output: %d of 64 links broken (the blocks run "
+          "in a shuffled order)", broken);
+    cudaFree(chain);
     t_dynamic_shared();
     t_launch_limits();
     for (int v = 0; v < 8; v++) t_gemm(v & 1, v & 2, v & 4);
