@@ -119,9 +119,25 @@ static int cand_cmp(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-/* Draws one token from logits (V) for record `id` at sequence position `pos`: temperature,
- * then top-k, then top-p, then the inverse CDF at u = Philox(seed, id, 0, pos) — a pure
- * function of its arguments. */
+/* The uniform of record `id`'s draw at sequence position `pos`: Philox(seed, id, 0, pos). */
+static double uniform(const struct options *o, uint64_t id, uint32_t pos)
+{
+    uint32_t w[4];
+    philox_draw(o->common.seed, id, 0, pos, 0, w);
+    return o->rng_bits == 64 ? philox_u01_f64(w[0], w[1]) : (double)philox_u01_f32(w[0]);
+}
+
+/* Whether every draw is from the full softmax (no top-k, no top-p, not greedy): then the model
+ * draws the tokens itself (gpt2_step_draw), and on a GPU the logits never leave it. */
+static bool full_softmax(const struct options *o)
+{
+    return o->temperature > 0 && o->top_k == 0 && o->top_p >= 1;
+}
+
+/* Draws one token from logits (V, host) for record `id` at sequence position `pos`:
+ * temperature, then top-k, then top-p, then the inverse CDF at uniform(o, id, pos) — a pure
+ * function of its arguments. From the full softmax this is the CPU's draw_rows op, the draw
+ * gpt2_step_draw makes. */
 static int32_t sample(const float *logits, int V, const struct options *o, uint64_t id,
                       uint32_t pos, struct cand *c)
 {
@@ -131,13 +147,15 @@ static int32_t sample(const float *logits, int V, const struct options *o, uint6
             if (logits[j] > logits[best]) best = j;
         return best;
     }
-    uint32_t w[4];
-    philox_draw(o->common.seed, id, 0, pos, 0, w);
-    double u = o->rng_bits == 64 ? philox_u01_f64(w[0], w[1]) : (double)philox_u01_f32(w[0]);
+    double u = uniform(o, id, pos);
+    if (full_softmax(o)) {
+        int32_t tok;
+        backend_cpu.draw_rows(&tok, logits, &u, 1, V, 1.0 / o->temperature);
+        return tok;
+    }
     int n = V;
     for (int j = 0; j < V; j++) c[j] = (struct cand){logits[j], j};
-    bool sorted = o->top_k > 0 || o->top_p < 1;
-    if (sorted) qsort(c, (size_t)V, sizeof *c, cand_cmp);
+    qsort(c, (size_t)V, sizeof *c, cand_cmp);
     if (o->top_k > 0 && o->top_k < n) n = (int)o->top_k;
     float mx = -INFINITY;
     for (int j = 0; j < n; j++)
@@ -211,10 +229,12 @@ int main(int argc, char **argv)
     gpt2_state *s = gpt2_state_new(m, B, ctx, ctx > B ? ctx : B, &e);
     ts_record *recs = calloc((size_t)B, sizeof *recs);
     int32_t *seq = malloc((size_t)B * ctx * sizeof *seq), *tok = malloc((size_t)B * sizeof *tok);
+    int32_t *drawn = malloc((size_t)B * sizeof *drawn);
+    double *u = malloc((size_t)B * sizeof *u);
     int *plen = malloc((size_t)B * sizeof *plen), *pos = malloc((size_t)B * sizeof *pos);
     float *logits = malloc((size_t)B * V * sizeof *logits);
     struct cand *cand = malloc((size_t)V * sizeof *cand);
-    if (!s || !recs || !seq || !tok || !plen || !pos || !logits || !cand)
+    if (!s || !recs || !seq || !tok || !drawn || !u || !plen || !pos || !logits || !cand)
         die("%s", s ? "out of memory" : e.msg);
 
     for (uint64_t next = 0;;) {
@@ -258,13 +278,26 @@ int main(int argc, char **argv)
             if (gpt2_forward(m, s, b, 1, plen[b], seq + (size_t)b * ctx, 0, NULL, &po, &e) < 0)
                 die("record %llu: %s", (unsigned long long)recs[b].id, e.msg);
         }
+        /* token k of each row: from the prefill's logits (k = 0), else drawn by the step that
+         * fed token k - 1 (full softmax) or from the logits it returned */
         for (int k = 0; k < L; k++) {
             for (int b = 0; b < nb; b++) {
                 pos[b] = plen[b] + k;
-                tok[b] = sample(logits + (size_t)b * V, V, &o, recs[b].id, (uint32_t)pos[b], cand);
+                if (k == 0 || !full_softmax(&o))
+                    tok[b] = sample(logits + (size_t)b * V, V, &o, recs[b].id, (uint32_t)pos[b],
+                                    cand);
                 seq[(size_t)b * ctx + pos[b]] = tok[b];
             }
-            if (k + 1 < L && gpt2_step(m, s, nb, tok, pos, logits, &e) < 0) die("%s", e.msg);
+            if (k + 1 == L) break;
+            int rc_step;
+            if (full_softmax(&o)) {
+                for (int b = 0; b < nb; b++) u[b] = uniform(&o, recs[b].id, (uint32_t)pos[b] + 1);
+                rc_step = gpt2_step_draw(m, s, nb, tok, pos, u, 1.0 / o.temperature, drawn, &e);
+                memcpy(tok, drawn, (size_t)nb * sizeof *tok);
+            } else {
+                rc_step = gpt2_step(m, s, nb, tok, pos, logits, &e);
+            }
+            if (rc_step < 0) die("%s", e.msg);
         }
         for (int b = 0; b < nb; b++) {
             ts_record *r = &recs[b];
@@ -281,7 +314,8 @@ int main(int argc, char **argv)
     cli_output_check(&out, ts_writer_close(w, &e), &e);
     cli_output_commit(&out);
     for (int b = 0; b < B; b++) ts_record_free(&recs[b]);
-    free(recs), free(seq), free(tok), free(plen), free(pos), free(logits), free(cand);
+    free(recs), free(seq), free(tok), free(drawn), free(u), free(plen), free(pos), free(logits);
+    free(cand);
     gpt2_state_free(s);
     ts_header_free(&h);
     ts_reader_free(rd);

@@ -4,8 +4,8 @@
  * whole (B, L) batch, then the denoiser) — as in the paper's Figure 1 (specs/eval.md §8).
  * Warm-up runs, then the median and the 10th/90th percentiles of R timed runs; model loading is
  * not timed. On --device cuda the models run on the GPU; a run ends with its tokens in host
- * memory (GPT-2's logits come back for every draw, SEDD's tokens at the end), so each timed run
- * includes the device's synchronisation. Prints CSV or JSON rows (model, steps, batch, length,
+ * memory (GPT-2's tokens come back after each step, drawn on the device, SEDD's at the end), so
+ * each timed run includes the device's synchronisation. Prints CSV or JSON rows (model, steps, batch, length,
  * median_s, p10, p90, repeats, device, precision). */
 #include <getopt.h>
 #include <math.h>
@@ -153,8 +153,9 @@ static double now_s(void)
 struct bench {
     gpt2_t *gpt2;
     gpt2_state *state;
-    float *logits;
-    int32_t *tok;
+    float *logits;      /* (B,V) the prefill's */
+    int32_t *tok, *drawn;
+    double *u;
     int *pos;
     sedd_model_t *sedd;
     sedd_graph graph;
@@ -165,28 +166,18 @@ struct bench {
     uint64_t seed;
 };
 
-/* Draws a token from the softmax of logits (V) with the uniform Philox(seed, row, 0, pos), by
- * the inverse of its cumulative sum; overwrites logits with the unnormalised probabilities (one
- * exponential per entry: the draw is on the timed path of every decoded token). */
-static int32_t draw(float *logits, int V, uint64_t seed, uint64_t row, int pos)
+/* The uniform of row `row`'s draw at sequence position pos: Philox(seed, row, 0, pos). */
+static double uniform(uint64_t seed, uint64_t row, int pos)
 {
-    float mx = logits[0];
-    for (int j = 1; j < V; j++)
-        if (logits[j] > mx) mx = logits[j];
-    double total = 0;
-    for (int j = 0; j < V; j++) {
-        logits[j] = expf(logits[j] - mx);
-        total += logits[j];
-    }
     uint32_t w[4];
     philox_draw(seed, row, 0, (uint32_t)pos, 0, w);
-    double target = philox_u01_f64(w[0], w[1]) * total, cum = 0;
-    for (int j = 0; j < V; j++)
-        if ((cum += logits[j]) > target) return j;
-    return V - 1;
+    return philox_u01_f64(w[0], w[1]);
 }
 
-/* One GPT-2 run: B sequences of L tokens from <|endoftext|>. Dies on a model error. */
+/* One GPT-2 run: B sequences of L tokens from <|endoftext|>, each drawn from the full softmax by
+ * the inverse CDF (draw_rows): the first from the prefill's logits on the host, the others by
+ * gpt2_step_draw where the model runs (on a GPU the logits never leave it). Dies on a model
+ * error. */
 static void run_gpt2(struct bench *b, int B)
 {
     const struct config_gpt2 *g = gpt2_config(b->gpt2);
@@ -195,14 +186,16 @@ static void run_gpt2(struct bench *b, int B)
     for (int r = 0; r < B; r++) b->tok[r] = (int32_t)(g->eos_token_id >= 0 ? g->eos_token_id : g->bos_token_id);
     struct gpt2_out po = {.logits = b->logits, .logits_last = 1};
     if (gpt2_forward(b->gpt2, b->state, 0, B, 1, b->tok, 0, NULL, &po, &e) < 0) die("%s", e.msg);
-    for (int k = 1; k <= b->L; k++) {
-#pragma omp parallel for if (B > 1)
+    for (int r = 0; r < B; r++) b->u[r] = uniform(b->seed, (uint64_t)r, 1);
+    backend_cpu.draw_rows(b->tok, b->logits, b->u, B, V, 1.0);
+    for (int k = 1; k < b->L; k++) {  /* feed the token at position k, draw the next */
         for (int r = 0; r < B; r++) {
-            b->tok[r] = draw(b->logits + (size_t)r * V, V, b->seed, (uint64_t)r, k);
             b->pos[r] = k;
+            b->u[r] = uniform(b->seed, (uint64_t)r, k + 1);
         }
-        if (k < b->L && gpt2_step(b->gpt2, b->state, B, b->tok, b->pos, b->logits, &e) < 0)
+        if (gpt2_step_draw(b->gpt2, b->state, B, b->tok, b->pos, b->u, 1.0, b->drawn, &e) < 0)
             die("%s", e.msg);
+        memcpy(b->tok, b->drawn, (size_t)B * sizeof *b->tok);
     }
 }
 
@@ -307,8 +300,10 @@ int main(int argc, char **argv)
         if (!b.state) die("%s", e.msg);
         b.logits = malloc((size_t)maxB * V * sizeof *b.logits);
         b.tok = malloc((size_t)maxB * sizeof *b.tok);
+        b.drawn = malloc((size_t)maxB * sizeof *b.drawn);
+        b.u = malloc((size_t)maxB * sizeof *b.u);
         b.pos = malloc((size_t)maxB * sizeof *b.pos);
-        if (!b.logits || !b.tok || !b.pos) die("out of memory");
+        if (!b.logits || !b.tok || !b.drawn || !b.u || !b.pos) die("out of memory");
     }
     if (b.sedd) {
         b.ids = malloc((size_t)maxB * sizeof *b.ids);
@@ -342,7 +337,7 @@ int main(int argc, char **argv)
     }
     print_tail(out.fp, &o);
     cli_output_commit(&out);
-    free(t), free(b.logits), free(b.tok), free(b.pos), free(b.ids), free(b.x);
+    free(t), free(b.logits), free(b.tok), free(b.drawn), free(b.u), free(b.pos), free(b.ids), free(b.x);
     gpt2_state_free(b.state);
     gpt2_free(b.gpt2);
     sedd_free(b.sedd);

@@ -9,6 +9,7 @@
 #include "backend_cuda.cuh"
 #include "cuda_common.cuh"
 #include "cuda_info.cuh"
+#include "draw.cuh"
 #include "matmul.cuh"
 #include "norm.cuh"
 #include "optim.cuh"
@@ -99,6 +100,7 @@ static backend make_table(void)
     t.softmax = cu_softmax;
     t.log_softmax = cu_log_softmax;
     t.log_softmax_pick = cu_log_softmax_pick;
+    t.draw_rows = cu_draw_rows;
     t.matmul_backward = cu_matmul_backward;
     t.layernorm_backward = cu_layernorm_backward;
     t.gelu_tanh_backward = cu_gelu_tanh_backward;

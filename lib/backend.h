@@ -135,6 +135,13 @@ typedef struct backend {
      * row: max, then the sum of exponentials (float terms, double accumulation across lanes).
      * target[i] must be in 0..c-1. For per-token log-likelihoods. */
     void (*log_softmax_pick)(double *lp, const float *x, const int32_t *target, int n, int c);
+    /* Ancestral draws, one per row, from the softmax of logits (n,c) at temperature 1/inv_t
+     * (inv_t > 0), by the inverse CDF at u[i] in [0,1): with mx the row's max and
+     * p_j = exp(((double)x_j − mx)·inv_t), tok[i] = the first j whose running sum of p exceeds
+     * u[i]·Σp, or c − 1 when none does (a NaN row). Sums in double: the CPU adds in index
+     * order (gpt2-sample's contract), other backends in another fixed order, so their token
+     * can differ only where u·Σp falls within rounding of a boundary. u (n), tok (n). */
+    void (*draw_rows)(int32_t *tok, const float *x, const double *u, int n, int c, double inv_t);
 
     /* ---- SEDD sampling (lib/sedd_sampler.c; spec sedd.md §1.3 steps 7-8 and §4) ----------
      * The sampler's per-step work on the scores, so that a run keeps its (B,L,V) scores where

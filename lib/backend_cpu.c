@@ -592,6 +592,29 @@ HOT static void cpu_log_softmax_pick(double *lp, const float *x, const int32_t *
     }
 }
 
+/* One row's draw (see draw_rows in backend.h), every sum in index order. The exponentials are
+ * computed twice (for the total, then up to the token) rather than stored: the same function of
+ * the same inputs, so the same bits, and no allocation on the decoding path. */
+static int32_t draw_row(const float *x, int c, double u, double inv_t)
+{
+    float mx = -INFINITY;
+    for (int j = 0; j < c; j++)
+        if (x[j] > mx) mx = x[j];
+    double total = 0;
+    for (int j = 0; j < c; j++) total += exp(((double)x[j] - mx) * inv_t);
+    double target = u * total, cum = 0;
+    for (int j = 0; j < c; j++)
+        if ((cum += exp(((double)x[j] - mx) * inv_t)) > target) return j;
+    return c - 1;
+}
+
+static void cpu_draw_rows(int32_t *tok, const float *x, const double *u, int n, int c,
+                          double inv_t)
+{
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int i = 0; i < n; i++) tok[i] = draw_row(x + (size_t)i * c, c, u[i], inv_t);
+}
+
 const backend backend_cpu = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -615,6 +638,7 @@ const backend backend_cpu = {
     .softmax = cpu_softmax,
     .log_softmax = cpu_log_softmax,
     .log_softmax_pick = cpu_log_softmax_pick,
+    .draw_rows = cpu_draw_rows,
     .matmul_backward = cpu_matmul_backward,
     .layernorm_backward = cpu_layernorm_backward,
     .gelu_tanh_backward = cpu_gelu_tanh_backward,

@@ -369,8 +369,30 @@ int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const i
     return 0;
 }
 
-int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
-              float *logits, err_t *e)
+/* Logits of the rows h (n,C) drawn from without leaving the backend: NLL_CHUNK rows at a time
+ * through s->logits, tok[i] = draw_rows at u[i] (host arrays, n each). */
+static int draw_out(const gpt2_t *m, gpt2_state *s, const float *h, int n, const double *u,
+                    double inv_t, int32_t *tok, err_t *e)
+{
+    const backend *be = m->be;
+    int C = (int)m->cfg.n_embd, V = (int)m->cfg.vocab_size;
+    if (chunk_buffers(m, s, e) < 0) return ERR_FAIL;
+    for (int i0 = 0; i0 < n; i0 += NLL_CHUNK) {
+        int k = n - i0 < NLL_CHUNK ? n - i0 : NLL_CHUNK;
+        be->matmul_rows(s->logits, h + (size_t)i0 * C, m->lm_head, NULL, k, C, V, BE_OUT_IN,
+                        false);
+        const double *du = upload(be, s->lp_dev, u + i0, (size_t)k * sizeof *u, e);
+        if (!du) return ERR_FAIL;
+        int32_t *dtok = host_memory(be) ? tok + i0 : s->target;
+        be->draw_rows(dtok, s->logits, du, k, V, inv_t);
+        if (download(be, tok + i0, dtok, (size_t)k * sizeof *tok, e) < 0) return ERR_FAIL;
+    }
+    return 0;
+}
+
+/* The decoding step up to the final layer norm: s->ln (B,C) for the rows' tokens. */
+static int step_hidden(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids,
+                       const int *pos, err_t *e)
 {
     const backend *be = m->be;
     int C = (int)m->cfg.n_embd, H = (int)m->cfg.n_head, d = C / H, L = (int)m->cfg.n_layer;
@@ -407,7 +429,21 @@ int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const i
         block_tail(m, s, l, B, true);
     }
     be->layernorm(s->ln, s->x, m->lnf_w, m->lnf_b, B, C, eps);
+    return 0;
+}
+
+int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
+              float *logits, err_t *e)
+{
+    if (step_hidden(m, s, B, ids, pos, e) < 0) return ERR_FAIL;
     return logits_out(m, s, s->ln, B, logits, true, e);
+}
+
+int gpt2_step_draw(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
+                   const double *u, double inv_t, int32_t *tok, err_t *e)
+{
+    if (step_hidden(m, s, B, ids, pos, e) < 0) return ERR_FAIL;
+    return draw_out(m, s, s->ln, B, u, inv_t, tok, e);
 }
 
 

@@ -54,6 +54,10 @@ int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const i
  * (matmul_rows, single-query attention): row b's logits do not depend on B or the other rows. */
 int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
               float *logits, err_t *e);
+/* gpt2_step, then tok[b] = a draw from row b's softmax at temperature 1/inv_t by the inverse
+ * CDF at u[b] (the backend's draw_rows: on a GPU the logits stay there). u, tok: host, (B). */
+int gpt2_step_draw(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
+                   const double *u, double inv_t, int32_t *tok, err_t *e);
 
 /* Per-token negative log-likelihoods of a right-padded batch ids (B,T) (padding: any valid id):
  * nll (B,T) with nll[b][t] = -log p(ids[b][t] | ids[b][0..t-1]) for t >= 1 and nll[b][0] = 0.

@@ -33,17 +33,19 @@ close() {
     done
 }
 
-@test "[cuda-emu] gpt2-sample and sedd-sample: the same token stream as on the CPU" {
+@test "[cuda-emu] gpt2-sample (tokens drawn on the device, or top-p on the host) and sedd-sample: the CPU's token streams" {
     for dev in cpu cuda; do
         gpt2-sample -m "$GPT2" -n 3 -l 24 --seed 5 --no-provenance --device $dev -o "$T/g.$dev"
         gpt2-sample -m "$GPT2" -n 2 -l 12 --seed 9 -p 0.9 --no-provenance --device $dev \
             -o "$T/gp.$dev"
+        gpt2-sample -m "$GPT2" -n 5 -l 40 -b 2 -t 0.8 --rng-bits 32 --no-provenance \
+            --device $dev -o "$T/gt.$dev"
         sedd-sample -m "$ABSORB" -n 2 --steps 16 --seed 5 --no-provenance --device $dev \
             -o "$T/s.$dev"
         sedd-sample -m "$UNIFORM" -n 2 --steps 8 --seed 3 --no-provenance --device $dev \
             -o "$T/u.$dev"
     done
-    for f in g gp s u; do
+    for f in g gp gt s u; do
         [ -s "$T/$f.cpu" ] && cmp "$T/$f.cpu" "$T/$f.cuda"
     done
 }

@@ -299,6 +299,44 @@ static void t_softmax(int n, int c)
     free(tg), free(ref), free(got), free(x);
 }
 
+/* draw_rows: the same token for every row (the sums differ only in rounding, so a token could
+ * differ only where u·total lies within ~1e-16 of a boundary: not at these draws). Rows: random
+ * logits at two scales and temperatures; with n >= 3 also a row holding a NaN (both sides: the
+ * last index) and a row that is -inf but for one entry (that entry, whatever u). */
+static void t_draw_rows(int n, int c)
+{
+    float *x = rnd((size_t)n * c, 1);
+    double *u = malloc(sizeof *u * n);
+    for (int i = 0; i < n; i++) u[i] = (urand() + 1.0) * 0.5;
+    if (n >= 3) {
+        x[(size_t)1 * c + c / 3] = NAN;
+        for (int j = 0; j < c; j++) x[(size_t)2 * c + j] = j == c / 2 ? 0.5f : -INFINITY;
+    }
+    for (int v = 0; v < 4; v++) {
+        float scale = v & 1 ? 10.0f : 1.0f; /* peaked rows and flat ones */
+        double inv_t = v & 2 ? 1.0 / 0.7 : 1.0;
+        float *xs = copy_of(x, sizeof(float) * n * c);
+        for (size_t i = 0; i < (size_t)n * c; i++) xs[i] *= scale;
+        float *dx = up(xs, sizeof(float) * n * c);
+        double *du = up(u, sizeof *u * n);
+        int32_t *ref = malloc(sizeof *ref * n), *dtok = gpu->alloc(sizeof *dtok * n);
+        cpu->draw_rows(ref, xs, u, n, c, inv_t);
+        gpu->draw_rows(dtok, dx, du, n, c, inv_t);
+        int32_t *got = down(dtok, sizeof *got * n);
+        int bad = 0;
+        for (int i = 0; i < n; i++)
+            if (got[i] != ref[i]) {
+                if (bad++ < 5) NOTE("  row %d: cuda %d cpu %d", i, got[i], ref[i]);
+            }
+        bool specials = n < 3 || (ref[1] == c - 1 && ref[2] == c / 2);
+        CHECK(bad == 0 && specials, "draw_rows n=%d c=%d scale %g inv_t %.3g: %d of %d tokens "
+              "differ%s", n, c, scale, inv_t, bad, n, specials ? "" : "; NaN or one-entry row wrong");
+        gpu->free(dx), gpu->free(du);
+        free(xs), free(ref), free(got);
+    }
+    free(x), free(u);
+}
+
 // ---- main -------------------------------------------------------------------------------------
 
 int main(int argc, char **argv)
@@ -337,6 +375,9 @@ int main(int argc, char **argv)
     t_attention(1, 1024, 1024, 4, 64, 0, 0);  /* ... and GPT-2's causal prompt */
     t_softmax(4, 50257);
     t_softmax(37, 771);
+    t_draw_rows(5, 50257);
+    t_draw_rows(37, 771);
+    t_draw_rows(2, 7); /* fewer entries than threads: most slices empty */
     NOTE("max diff over all cases: %.3g", worst_diff);
     return tap_done();
 }
