@@ -63,6 +63,18 @@ close() {
     done
 }
 
+@test "[cuda-emu] lm-eval on GPT-2 and SEDD: the CPU's accuracies" {
+    fixturetool widen-vocab "$GPT2" "$T/w" 50257
+    fixturetool widen-vocab "$ABSORB" "$T/a" 50257
+    dataset -f requests --task piqa piqa "$FIX/eval/formats/piqa/hf_validation_rows.jsonl" > "$T/r"
+    for dev in cpu cuda; do
+        lm-eval --model "$T/w" --task piqa --device $dev "$T/r" | jq -S 'del(.device)' > "$T/g.$dev"
+        lm-eval --model "$T/a" --task piqa -K 2 --device $dev "$T/r" | jq -S 'del(.device)' \
+            > "$T/s.$dev"
+    done
+    grep -q '"acc"' "$T/g.cpu" && cmp "$T/g.cpu" "$T/g.cuda" && cmp "$T/s.cpu" "$T/s.cuda"
+}
+
 @test "[cuda-emu] train --device cuda: GPT-2 and SEDD losses and gradient norms follow the CPU's" {
     for i in $(seq 1 40); do echo "The quick brown fox jumps over the lazy dog, number $i of many."; done \
         | tokenize --block 16 > "$T/blocks"

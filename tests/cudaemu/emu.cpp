@@ -105,7 +105,7 @@ struct fiber {
 struct warp_state {
     barrier bar;
     unsigned lanes, live;  // lanes the warp has in this block, lanes not exited
-    uint64_t slot[32];     // shuffle values
+    uint64_t slot[2][32];  // shuffle values, by the parity of the barrier they wait at
 };
 
 static struct {
@@ -297,12 +297,13 @@ uint64_t emu_shfl_xor(unsigned mask, uint64_t bits, int lane_mask, int width, co
     if (width != 32 || lane_mask < 0 || lane_mask > 31)
         emu_fail("%s:%d: __shfl_xor_sync with lane mask %d, width %d", file, line, lane_mask,
                  width);
-    unsigned lane = g.current->lane;
-    w.slot[lane] = bits;
+    // Slots alternate between consecutive warp barriers: a lane that has read this exchange
+    // and publishes the next one writes the other half, and cannot publish again into this
+    // half before every lane has arrived at that next barrier, i.e. has read this one.
+    unsigned lane = g.current->lane, half = (unsigned)(w.bar.gen & 1);
+    w.slot[half][lane] = bits;
     arrive_and_wait(&w.bar, 32, file, line, "__shfl_xor_sync");  // every lane has published
-    uint64_t got = w.slot[lane ^ (unsigned)lane_mask];
-    arrive_and_wait(&w.bar, 32, file, line, "__shfl_xor_sync");  // every lane has read
-    return got;
+    return w.slot[half][lane ^ (unsigned)lane_mask];
 }
 
 void *emu_dynamic_shared(void) { return g.dyn_smem; }
@@ -315,22 +316,32 @@ static uint64_t next_random(void)
     return g.rng;
 }
 
-/* Resumes each runnable lane of warp w once: in lane order, backwards, or shuffled. Returns
- * whether any ran. */
+static bool runnable(const fiber &f)
+{
+    return !f.done && !(f.waits_on && f.waits_on->gen == f.wait_gen);
+}
+
+/* Resumes each runnable lane of warp w once: in lane order, backwards, or shuffled (lane
+ * (a·i + b) mod 32 at turn i, a odd and b drawn each time: a permutation from one draw).
+ * Returns whether any ran. */
 static bool run_warp(unsigned w)
 {
-    unsigned first = 32 * w, n = g.warps[w].lanes, order[32];
-    for (unsigned i = 0; i < n; i++) order[i] = g.schedule == g.REVERSE ? n - 1 - i : i;
-    if (g.schedule == g.SHUFFLE)
-        for (unsigned i = n - 1; i > 0; i--) std::swap(order[i], order[next_random() % (i + 1)]);
-    bool progress = false;
-    for (unsigned i = 0; i < n; i++) {
-        fiber &f = g.threads[first + order[i]];
-        if (f.done || (f.waits_on && f.waits_on->gen == f.wait_gen)) continue;
-        resume(&f);
-        progress = true;
+    fiber *lanes = &g.threads[32 * w];
+    unsigned n = g.warps[w].lanes, a = 1, b = 0;
+    bool any = false;
+    for (unsigned i = 0; i < n && !any; i++) any = runnable(lanes[i]);
+    if (!any) return false;
+    if (g.schedule == g.SHUFFLE) {
+        uint64_t r = next_random();
+        a = (unsigned)(r & 31) | 1, b = (unsigned)(r >> 5 & 31);
+    } else if (g.schedule == g.REVERSE) {
+        a = 31, b = 31;  // 31·i + 31 = 31 - i (mod 32)
     }
-    return progress;
+    for (unsigned i = 0; i < 32; i++) {
+        unsigned lane = (a * i + b) & 31;
+        if (lane < n && runnable(lanes[lane])) resume(&lanes[lane]);
+    }
+    return true;
 }
 
 /* A new random order of the warps (shuffle schedule only). */
