@@ -33,7 +33,7 @@
  *   (these return cudaErrorInvalidConfiguration through cudaGetLastError, as a GPU does);
  *   cudaMemcpy/cudaMemset/cublasGemmEx ranges that are not inside one cudaMalloc allocation
  *   on the device side, or that are inside one on the host side.
- * x86-64 only (the fiber switch is a few lines of assembly in emu.cpp). */
+ * x86-64 only (the fiber switch is a few lines of assembly in emu_threads.cpp). */
 #ifndef DLM_CUDAEMU_RUNTIME_H
 #define DLM_CUDAEMU_RUNTIME_H
 
@@ -191,7 +191,8 @@ struct emu_launch {
                 std::apply(c->kernel, c->args);
             }
         } c{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
-        emu_run_grid(name, grid, block, smem, reinterpret_cast<const void *>(kernel), call::run, &c);
+        emu_run_grid(name, grid, block, smem, reinterpret_cast<const void *>(kernel), call::run,
+                     &c);
     }
 };
 

@@ -12,7 +12,8 @@ ifeq ($(shell uname -m),x86_64)
 EMU_DIR      := $(BUILD)/cudaemu
 EMU_CXXFLAGS  = -std=c++17 $(CFLAGS) -Wall -Wextra -Werror -Wno-unknown-pragmas -ffp-contract=off \
                 -fPIC -D_GNU_SOURCE -DHAVE_CUDA -DDLM_CUDA_EMU -Itests/cudaemu -Ikernels -Ilib -Ibuild
-EMU_OBJ      := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(wildcard kernels/*.cu)) $(EMU_DIR)/emu.o
+EMU_OBJ      := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(wildcard kernels/*.cu)) \
+                $(patsubst tests/cudaemu/%.cpp,$(EMU_DIR)/%.o,$(wildcard tests/cudaemu/emu_*.cpp))
 EMU_LIB      := $(EMU_DIR)/libcore_cudaemu.a
 EMU_PLUGIN   := $(if $(CUDA_ON),$(EMU_DIR)/libdlmkit-cuda.so)
 EMU_TEST_BIN := $(patsubst tests/kernels/%.c,$(EMU_DIR)/tests/%,$(wildcard tests/kernels/test_*.c)) \
@@ -29,7 +30,7 @@ $(EMU_DIR)/test_emu.cpp: tests/cudaemu/test_emu.cu tests/cudaemu/rewrite.sh
 
 $(EMU_DIR)/%.o: $(EMU_DIR)/%.cpp $(BUILD)/.flags build/version.h | deps
 	$(CXX) $(EMU_CXXFLAGS) $(DEPFLAGS) -c $< -o $@
-$(EMU_DIR)/emu.o: tests/cudaemu/emu.cpp $(BUILD)/.flags | deps
+$(EMU_DIR)/emu_%.o: tests/cudaemu/emu_%.cpp $(BUILD)/.flags | deps
 	@mkdir -p $(@D)
 	$(CXX) $(EMU_CXXFLAGS) $(DEPFLAGS) -c $< -o $@
 

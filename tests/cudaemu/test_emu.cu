@@ -252,11 +252,10 @@ static void t_gemm(bool ta, bool tb, bool bf16)
     cublasHandle_t h;
     cublasCreate(&h);
     float alpha = 1.5f, beta = 0.5f;
-    cublasStatus_t st = cublasGemmEx(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                     m, n, k, &alpha, da, CUDA_R_32F, lda, db, CUDA_R_32F, ldb,
-                                     &beta, dc, CUDA_R_32F, ldc,
-                                     bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F,
-                                     CUBLAS_GEMM_DEFAULT);
+    cublasStatus_t st = cublasGemmEx(
+        h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha, da,
+        CUDA_R_32F, lda, db, CUDA_R_32F, ldb, &beta, dc, CUDA_R_32F, ldc,
+        bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     std::vector<float> got = host_copy(dc, c.size());
     double worst = 0;
     for (int j = 0; j < n; j++)
@@ -286,7 +285,10 @@ static void launch_64(const char *name, void (*kernel)(int *))
 
 static void run_divergent(void) { launch_64("k_divergent_barrier", k_divergent_barrier); }
 static void run_deadlock(void) { launch_64("k_deadlock", k_deadlock); }
-static void run_shuffle_after_exit(void) { launch_64("k_shuffle_after_exit", k_shuffle_after_exit); }
+static void run_shuffle_after_exit(void)
+{
+    launch_64("k_shuffle_after_exit", k_shuffle_after_exit);
+}
 
 static void run_partial_warp(void)
 {

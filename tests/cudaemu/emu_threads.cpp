@@ -1,19 +1,16 @@
-// emu: the CUDA emulator's runtime (see cuda_runtime.h for what it models and checks): the
-// fiber scheduler that runs a block's threads, the barriers and shuffles, launches, device
-// memory and the cuBLAS product. Single-threaded: launches take a lock, blocks run in order.
+// emu_threads: the CUDA emulator's scheduler (cuda_runtime.h says what it models and checks):
+// every GPU thread a fiber with its own stack, the block and warp barriers, the shuffles, and
+// launches, block by block. Single-threaded: a launch holds a lock while it runs.
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cblas.h>
-
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <mutex>
+#include <utility>
 #include <vector>
 
-#include "cublas_v2.h"
+#include "emu_internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EMU_ASAN 1
@@ -33,31 +30,6 @@
 
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
-
-// ---- failures -------------------------------------------------------------------------------
-
-static const char *running_kernel = "(no kernel)";
-
-/* Ends the process with status 70 at once: from inside a kernel's thread, atexit handlers
- * (LeakSanitizer's among them, which would turn the status into its own) are no use. */
-[[noreturn]] static void emu_exit(void)
-{
-    fflush(stdout);
-    fflush(stderr);
-    _exit(70);
-}
-
-/* A kernel or API misuse a GPU would hang on, fault on or leave undefined: message, exit 70. */
-[[noreturn]] static void emu_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "cuda-emu: %s: ", running_kernel);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    emu_exit();
-}
 
 // ---- fibers ---------------------------------------------------------------------------------
 
@@ -354,15 +326,17 @@ static void shuffle_priority(std::vector<unsigned> &priority)
 
 /* One round of the schedule. forward/reverse: every warp, in warp order or backwards.
  * shuffle: only the first warp, in a random priority order of the warps, that can run; the
- * order is drawn for each block and redrawn now and then (1 round in 16). A warp so runs ahead of the others by many
- * barriers, until a __syncthreads stops it, and a missing barrier, even one between two
- * reductions far apart, shows as a wrong result. Returns whether any thread ran. */
+ * order is drawn for each block and redrawn now and then (1 round in 16). A warp so runs ahead
+ * of the others by many barriers, until a __syncthreads stops it, and a missing barrier, even
+ * one between two reductions far apart, shows as a wrong result. Returns whether any thread
+ * ran. */
 static bool run_round(std::vector<unsigned> &priority)
 {
     unsigned nw = (unsigned)g.warps.size();
     if (g.schedule != g.SHUFFLE) {
         bool progress = false;
-        for (unsigned i = 0; i < nw; i++) progress |= run_warp(g.schedule == g.REVERSE ? nw - 1 - i : i);
+        for (unsigned i = 0; i < nw; i++)
+            progress |= run_warp(g.schedule == g.REVERSE ? nw - 1 - i : i);
         return progress;
     }
     if (next_random() % 16 == 0) shuffle_priority(priority);
@@ -374,7 +348,7 @@ static bool run_round(std::vector<unsigned> &priority)
 [[noreturn]] static void deadlock(void)
 {
     fprintf(stderr, "cuda-emu: %s: deadlock in block (%u,%u,%u): every live thread waits:\n",
-            running_kernel, blockIdx.x, blockIdx.y, blockIdx.z);
+            emu_running_kernel, blockIdx.x, blockIdx.y, blockIdx.z);
     for (const fiber &f : g.threads)
         if (!f.done && f.waits_on)
             fprintf(stderr, "  thread (%u,%u,%u) at %s:%d\n", f.tid.x, f.tid.y, f.tid.z,
@@ -397,22 +371,6 @@ static void run_block(void)
         if (!run_round(priority)) deadlock();
 }
 
-static std::map<const void *, int> smem_optin;  // kernel -> cudaFuncSetAttribute's limit
-static cudaError_t last_error = cudaSuccess;
-static std::mutex launch_lock;
-
-enum { SMEM_DEFAULT = 48 * 1024, SMEM_OPTIN_MAX = 227 * 1024 };  // sm_80 163 KB, sm_90 227 KB
-
-cudaError_t emu_func_set_attribute(const void *kernel, cudaFuncAttribute attr, int value)
-{
-    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
-        value > SMEM_OPTIN_MAX)
-        return last_error = cudaErrorInvalidValue;
-    std::lock_guard<std::mutex> lock(launch_lock);
-    smem_optin[kernel] = value;
-    return cudaSuccess;
-}
-
 static bool valid_config(dim3 grid, dim3 block, size_t smem, const void *kernel)
 {
     unsigned long threads = (unsigned long)block.x * block.y * block.z;
@@ -420,9 +378,7 @@ static bool valid_config(dim3 grid, dim3 block, size_t smem, const void *kernel)
     if (grid.x == 0 || grid.x > 0x7fffffffu || grid.y == 0 || grid.y > 65535 || grid.z == 0 ||
         grid.z > 65535)
         return false;
-    auto it = smem_optin.find(kernel);
-    size_t limit = it != smem_optin.end() && it->second > SMEM_DEFAULT ? it->second : SMEM_DEFAULT;
-    return smem <= limit;
+    return smem <= emu_smem_limit(kernel);
 }
 
 /* EMU_SCHEDULE, read at every launch; EMU_SEED (an integer), the shuffle's seed, read at the
@@ -431,7 +387,8 @@ static void schedule_from_env(void)
 {
     if (!g.rng) {
         const char *seed = getenv("EMU_SEED");
-        g.rng = 0x2545f4914f6cdd1dull ^ (seed ? strtoull(seed, nullptr, 0) * 0x9e3779b97f4a7c15ull : 0);
+        uint64_t n = seed ? strtoull(seed, nullptr, 0) : 0;
+        g.rng = 0x2545f4914f6cdd1dull ^ n * 0x9e3779b97f4a7c15ull;
         if (!g.rng) g.rng = 1;  // xorshift's one stuck state
     }
     const char *s = getenv("EMU_SCHEDULE");
@@ -444,13 +401,14 @@ static void schedule_from_env(void)
 void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const void *kernel,
                   void (*body)(void *), void *arg)
 {
+    static std::mutex launch_lock;
     std::lock_guard<std::mutex> lock(launch_lock);
     if (!valid_config(grid, block, smem, kernel)) {
-        last_error = cudaErrorInvalidConfiguration;
+        emu_set_error(cudaErrorInvalidConfiguration);
         return;
     }
     schedule_from_env();
-    running_kernel = name;
+    emu_running_kernel = name;
     unsigned n = block.x * block.y * block.z;
     g.threads.assign(n, fiber{});
     g.warps.assign((n + 31) / 32, warp_state{});
@@ -472,9 +430,11 @@ void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const vo
     // of the same launch writes gets a different answer
     size_t blocks = (size_t)grid.x * grid.y * grid.z;
     std::vector<size_t> block_order(blocks);
-    for (size_t i = 0; i < blocks; i++) block_order[i] = g.schedule == g.REVERSE ? blocks - 1 - i : i;
+    for (size_t i = 0; i < blocks; i++)
+        block_order[i] = g.schedule == g.REVERSE ? blocks - 1 - i : i;
     if (g.schedule == g.SHUFFLE)
-        for (size_t i = blocks - 1; i > 0; i--) std::swap(block_order[i], block_order[next_random() % (i + 1)]);
+        for (size_t i = blocks - 1; i > 0; i--)
+            std::swap(block_order[i], block_order[next_random() % (i + 1)]);
     for (size_t b : block_order) {
         blockIdx = uint3{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
                          (unsigned)(b / ((size_t)grid.x * grid.y))};
@@ -482,212 +442,5 @@ void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const vo
     }
     free(g.dyn_smem);
     g.dyn_smem = nullptr;
-    running_kernel = "(no kernel)";
-}
-
-// ---- device memory --------------------------------------------------------------------------
-
-static std::map<uintptr_t, size_t> allocations;  // start -> bytes, of every live cudaMalloc
-static std::mutex memory_lock;
-
-/* Whether [p, p + bytes) lies inside one allocation (inside = true) or touches none (false). */
-static bool in_device_memory(const void *p, size_t bytes, bool *overlaps)
-{
-    std::lock_guard<std::mutex> lock(memory_lock);
-    uintptr_t a = (uintptr_t)p, end = a + bytes;
-    auto it = allocations.upper_bound(a);
-    bool inside = false;
-    *overlaps = false;
-    if (it != allocations.begin()) {
-        auto prev = std::prev(it);
-        if (a < prev->first + prev->second) {
-            *overlaps = true;
-            inside = end <= prev->first + prev->second;
-        }
-    }
-    if (it != allocations.end() && it->first < end) *overlaps = true, inside = false;
-    return inside;
-}
-
-static void expect_device(const void *p, size_t bytes, const char *what)
-{
-    bool overlaps;
-    if (!in_device_memory(p, bytes, &overlaps))
-        emu_fail("%s: %zu bytes at %p are not inside one device allocation", what, bytes, p);
-}
-
-static void expect_host(const void *p, size_t bytes, const char *what)
-{
-    bool overlaps;
-    in_device_memory(p, bytes, &overlaps);
-    if (overlaps) emu_fail("%s: %zu bytes at %p are device memory, not host memory", what, bytes, p);
-}
-
-cudaError_t cudaMalloc(void **p, size_t bytes)
-{
-    void *m = nullptr;
-    if (posix_memalign(&m, 256, bytes ? bytes : 1) != 0) return last_error = cudaErrorMemoryAllocation;
-    std::lock_guard<std::mutex> lock(memory_lock);
-    allocations[(uintptr_t)m] = bytes ? bytes : 1;
-    *p = m;
-    return cudaSuccess;
-}
-
-cudaError_t cudaFree(void *p)
-{
-    if (!p) return cudaSuccess;
-    {
-        std::lock_guard<std::mutex> lock(memory_lock);
-        auto it = allocations.find((uintptr_t)p);
-        if (it == allocations.end()) emu_fail("cudaFree(%p): not the start of an allocation", p);
-        allocations.erase(it);
-    }
-    free(p);
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
-{
-    if (bytes == 0) return cudaSuccess;
-    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
-    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-    dst_dev ? expect_device(dst, bytes, "cudaMemcpy destination")
-            : expect_host(dst, bytes, "cudaMemcpy destination");
-    src_dev ? expect_device(src, bytes, "cudaMemcpy source")
-            : expect_host(src, bytes, "cudaMemcpy source");
-    memmove(dst, src, bytes);
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemset(void *p, int value, size_t bytes)
-{
-    if (bytes == 0) return cudaSuccess;
-    expect_device(p, bytes, "cudaMemset");
-    memset(p, value, bytes);
-    return cudaSuccess;
-}
-
-cudaError_t cudaGetDeviceCount(int *n)
-{
-    *n = 1;
-    return cudaSuccess;
-}
-
-cudaError_t cudaSetDevice(int device)
-{
-    return device == 0 ? cudaSuccess : (last_error = cudaErrorInvalidDevice);
-}
-
-cudaError_t cudaRuntimeGetVersion(int *version)
-{
-    *version = 0;
-    return cudaSuccess;
-}
-
-cudaError_t cudaGetLastError(void)
-{
-    cudaError_t e = last_error;
-    last_error = cudaSuccess;
-    return e;
-}
-
-const char *cudaGetErrorString(cudaError_t err)
-{
-    switch (err) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-    case cudaErrorInvalidDevice: return "invalid device ordinal";
-    }
-    return "unrecognized error code";
-}
-
-// ---- cuBLAS ---------------------------------------------------------------------------------
-
-struct emu_cublas {
-    cublasMath_t math;
-};
-
-cublasStatus_t cublasCreate(cublasHandle_t *handle)
-{
-    *handle = new emu_cublas{CUBLAS_DEFAULT_MATH};
-    return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasDestroy(cublasHandle_t handle)
-{
-    delete handle;
-    return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
-{
-    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-    handle->math = mode;
-    return CUBLAS_STATUS_SUCCESS;
-}
-
-cublasStatus_t cublasGetProperty(libraryPropertyType, int *value)
-{
-    *value = 0;
-    return CUBLAS_STATUS_SUCCESS;
-}
-
-/* a column-major (rows, cols) operand with leading dimension ld, rounded to bf16 (to nearest,
- * ties to even; NaN kept) into a new host buffer */
-static float *bf16_copy(const float *a, int rows, int cols, int ld)
-{
-    size_t n = (size_t)ld * (cols - 1) + rows;
-    float *c = (float *)malloc(n * sizeof *c);
-    if (!c) emu_fail("out of memory for a bf16 copy of %zu floats", n);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &a[i], 4);
-        if ((u & 0x7fffffffu) <= 0x7f800000u) u = (u + 0x7fffu + ((u >> 16) & 1)) & 0xffff0000u;
-        memcpy(&c[i], &u, 4);
-    }
-    return c;
-}
-
-/* checks one column-major operand of a product: leading dimension and device extent */
-static bool operand_ok(const void *p, int rows, int cols, int ld, const char *what)
-{
-    if (ld < (rows > 1 ? rows : 1)) return false;
-    if (rows > 0 && cols > 0) expect_device(p, ((size_t)ld * (cols - 1) + rows) * 4, what);
-    return true;
-}
-
-cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
-                            cublasOperation_t transb, int m, int n, int k, const void *alpha,
-                            const void *A, cudaDataType_t Atype, int lda, const void *B,
-                            cudaDataType_t Btype, int ldb, const void *beta, void *C,
-                            cudaDataType_t Ctype, int ldc, cublasComputeType_t compute,
-                            cublasGemmAlgo_t)
-{
-    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (Atype != CUDA_R_32F || Btype != CUDA_R_32F || Ctype != CUDA_R_32F ||
-        (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_16BF))
-        return CUBLAS_STATUS_NOT_SUPPORTED;
-    if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
-    bool ta = transa == CUBLAS_OP_T, tb = transb == CUBLAS_OP_T;
-    if (!operand_ok(A, ta ? k : m, ta ? m : k, lda, "cublasGemmEx A") ||
-        !operand_ok(B, tb ? n : k, tb ? k : n, ldb, "cublasGemmEx B") ||
-        !operand_ok(C, m, n, ldc, "cublasGemmEx C"))
-        return CUBLAS_STATUS_INVALID_VALUE;
-    expect_host(alpha, 4, "cublasGemmEx alpha");
-    expect_host(beta, 4, "cublasGemmEx beta");
-    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-    const float *a = (const float *)A, *b = (const float *)B;
-    float *a16 = nullptr, *b16 = nullptr;
-    if (compute == CUBLAS_COMPUTE_32F_FAST_16BF && k > 0) {
-        a = a16 = bf16_copy(a, ta ? k : m, ta ? m : k, lda);
-        b = b16 = bf16_copy(b, tb ? n : k, tb ? k : n, ldb);
-    }
-    cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                n, k, *(const float *)alpha, a, lda, b, ldb, *(const float *)beta, (float *)C,
-                ldc);
-    free(a16);
-    free(b16);
-    return CUBLAS_STATUS_SUCCESS;
+    emu_running_kernel = "(no kernel)";
 }
