@@ -9,7 +9,6 @@
 #include "backend.h"
 #include "cli.h"
 #include "gpt2.h"
-#include "philox.h"
 #include "tstream.h"
 
 static int usage(FILE *fp, int status)
@@ -119,14 +118,6 @@ static int cand_cmp(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-/* The uniform of record `id`'s draw at sequence position `pos`: Philox(seed, id, 0, pos). */
-static double uniform(const struct options *o, uint64_t id, uint32_t pos)
-{
-    uint32_t w[4];
-    philox_draw(o->common.seed, id, 0, pos, 0, w);
-    return o->rng_bits == 64 ? philox_u01_f64(w[0], w[1]) : (double)philox_u01_f32(w[0]);
-}
-
 /* Whether every draw is from the full softmax (no top-k, no top-p, not greedy): then the model
  * draws the tokens itself (gpt2_step_draw), and on a GPU the logits never leave it. */
 static bool full_softmax(const struct options *o)
@@ -135,7 +126,7 @@ static bool full_softmax(const struct options *o)
 }
 
 /* Draws one token from logits (V, host) for record `id` at sequence position `pos`:
- * temperature, then top-k, then top-p, then the inverse CDF at uniform(o, id, pos) — a pure
+ * temperature, then top-k, then top-p, then the inverse CDF at gpt2_draw_uniform — a pure
  * function of its arguments. From the full softmax this is the CPU's draw_rows op, the draw
  * gpt2_step_draw makes. */
 static int32_t sample(const float *logits, int V, const struct options *o, uint64_t id,
@@ -147,7 +138,7 @@ static int32_t sample(const float *logits, int V, const struct options *o, uint6
             if (logits[j] > logits[best]) best = j;
         return best;
     }
-    double u = uniform(o, id, pos);
+    double u = gpt2_draw_uniform(o->common.seed, id, pos, (int)o->rng_bits);
     if (full_softmax(o)) {
         int32_t tok;
         backend_cpu.draw_rows(&tok, logits, &u, 1, V, 1.0 / o->temperature);
@@ -280,18 +271,21 @@ int main(int argc, char **argv)
         }
         /* token k of each row: from the prefill's logits (k = 0), else drawn by the step that
          * fed token k - 1 (full softmax) or from the logits it returned */
+        bool step_draws = full_softmax(&o);
         for (int k = 0; k < L; k++) {
             for (int b = 0; b < nb; b++) {
                 pos[b] = plen[b] + k;
-                if (k == 0 || !full_softmax(&o))
+                if (k == 0 || !step_draws)
                     tok[b] = sample(logits + (size_t)b * V, V, &o, recs[b].id, (uint32_t)pos[b],
                                     cand);
                 seq[(size_t)b * ctx + pos[b]] = tok[b];
             }
             if (k + 1 == L) break;
             int rc_step;
-            if (full_softmax(&o)) {
-                for (int b = 0; b < nb; b++) u[b] = uniform(&o, recs[b].id, (uint32_t)pos[b] + 1);
+            if (step_draws) {
+                for (int b = 0; b < nb; b++)
+                    u[b] = gpt2_draw_uniform(o.common.seed, recs[b].id, (uint32_t)pos[b] + 1,
+                                             (int)o.rng_bits);
                 rc_step = gpt2_step_draw(m, s, nb, tok, pos, u, 1.0 / o.temperature, drawn, &e);
                 memcpy(tok, drawn, (size_t)nb * sizeof *tok);
             } else {

@@ -5,8 +5,8 @@
  * Warm-up runs, then the median and the 10th/90th percentiles of R timed runs; model loading is
  * not timed. On --device cuda the models run on the GPU; a run ends with its tokens in host
  * memory (GPT-2's tokens come back after each step, drawn on the device, SEDD's at the end), so
- * each timed run includes the device's synchronisation. Prints CSV or JSON rows (model, steps, batch, length,
- * median_s, p10, p90, repeats, device, precision). */
+ * each timed run includes the device's synchronisation. Prints CSV or JSON rows (model, steps,
+ * batch, length, median_s, p10, p90, repeats, device, precision). */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -17,7 +17,6 @@
 #include "cli.h"
 #include "device.h"
 #include "gpt2.h"
-#include "philox.h"
 #include "sedd.h"
 #include "sedd_graph.h"
 #include "sedd_noise.h"
@@ -166,14 +165,6 @@ struct bench {
     uint64_t seed;
 };
 
-/* The uniform of row `row`'s draw at sequence position pos: Philox(seed, row, 0, pos). */
-static double uniform(uint64_t seed, uint64_t row, int pos)
-{
-    uint32_t w[4];
-    philox_draw(seed, row, 0, (uint32_t)pos, 0, w);
-    return philox_u01_f64(w[0], w[1]);
-}
-
 /* One GPT-2 run: B sequences of L tokens from <|endoftext|>, each drawn from the full softmax by
  * the inverse CDF (draw_rows): the first from the prefill's logits on the host, the others by
  * gpt2_step_draw where the model runs (on a GPU the logits never leave it). Dies on a model
@@ -186,12 +177,12 @@ static void run_gpt2(struct bench *b, int B)
     for (int r = 0; r < B; r++) b->tok[r] = (int32_t)(g->eos_token_id >= 0 ? g->eos_token_id : g->bos_token_id);
     struct gpt2_out po = {.logits = b->logits, .logits_last = 1};
     if (gpt2_forward(b->gpt2, b->state, 0, B, 1, b->tok, 0, NULL, &po, &e) < 0) die("%s", e.msg);
-    for (int r = 0; r < B; r++) b->u[r] = uniform(b->seed, (uint64_t)r, 1);
+    for (int r = 0; r < B; r++) b->u[r] = gpt2_draw_uniform(b->seed, (uint64_t)r, 1, 64);
     backend_cpu.draw_rows(b->tok, b->logits, b->u, B, V, 1.0);
     for (int k = 1; k < b->L; k++) {  /* feed the token at position k, draw the next */
         for (int r = 0; r < B; r++) {
             b->pos[r] = k;
-            b->u[r] = uniform(b->seed, (uint64_t)r, k + 1);
+            b->u[r] = gpt2_draw_uniform(b->seed, (uint64_t)r, (uint32_t)k + 1, 64);
         }
         if (gpt2_step_draw(b->gpt2, b->state, B, b->tok, b->pos, b->u, 1.0, b->drawn, &e) < 0)
             die("%s", e.msg);
@@ -337,7 +328,8 @@ int main(int argc, char **argv)
     }
     print_tail(out.fp, &o);
     cli_output_commit(&out);
-    free(t), free(b.logits), free(b.tok), free(b.drawn), free(b.u), free(b.pos), free(b.ids), free(b.x);
+    free(t), free(b.logits), free(b.tok), free(b.drawn), free(b.u), free(b.pos), free(b.ids);
+    free(b.x);
     gpt2_state_free(b.state);
     gpt2_free(b.gpt2);
     sedd_free(b.sedd);

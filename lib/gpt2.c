@@ -12,6 +12,7 @@
 
 #include "ckpt.h"
 #include "gpt2.h"
+#include "philox.h"
 
 struct gpt2_layer {
     const float *ln1_w, *ln1_b;      /* (C) */
@@ -444,6 +445,13 @@ int gpt2_step_draw(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, co
 {
     if (step_hidden(m, s, B, ids, pos, e) < 0) return ERR_FAIL;
     return draw_out(m, s, s->ln, B, u, inv_t, tok, e);
+}
+
+double gpt2_draw_uniform(uint64_t seed, uint64_t id, uint32_t pos, int bits)
+{
+    uint32_t w[4];
+    philox_draw(seed, id, 0, pos, 0, w);
+    return bits == 64 ? philox_u01_f64(w[0], w[1]) : (double)philox_u01_f32(w[0]);
 }
 
 

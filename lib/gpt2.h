@@ -58,6 +58,9 @@ int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const i
  * CDF at u[b] (the backend's draw_rows: on a GPU the logits stay there). u, tok: host, (B). */
 int gpt2_step_draw(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
                    const double *u, double inv_t, int32_t *tok, err_t *e);
+/* The uniform of record `id`'s draw at sequence position pos: Philox(seed, id, 0, pos), lane 0,
+ * from 64 bits (bits = 64) or 32; so a sample does not depend on the batch or the sharding. */
+double gpt2_draw_uniform(uint64_t seed, uint64_t id, uint32_t pos, int bits);
 
 /* Per-token negative log-likelihoods of a right-padded batch ids (B,T) (padding: any valid id):
  * nll (B,T) with nll[b][t] = -log p(ids[b][t] | ids[b][0..t-1]) for t >= 1 and nll[b][0] = 0.
