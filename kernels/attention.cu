@@ -88,8 +88,8 @@ static void attention_per_query(float *out, const float *q, size_t q_stride, con
         }
     }
     // 128 threads: d = 64 lanes use half of them in the output loop, the score loop all
-    k_attention<<<(unsigned)blocks, 128, smem>>>(out, q, q_stride, k, v, Tq, Tk, cap, H, d, past,
-                                                 key_mask, scale);
+    k_attention<<<(unsigned)blocks, 128, smem, cu_stream>>>(out, q, q_stride, k, v, Tq, Tk, cap, H,
+        d, past, key_mask, scale);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -281,7 +281,7 @@ static void attention_tiled(float *out, const float *q, size_t q_stride, const f
             return;
         }
     }
-    k_attention_tiled<DC><<<(unsigned)blocks, ATT_WARPS * 32, smem>>>(
+    k_attention_tiled<DC><<<(unsigned)blocks, ATT_WARPS * 32, smem, cu_stream>>>(
         out, q, q_stride, k, v, Tq, Tk, cap, H, d, past, key_mask, scale, n_qtiles);
     CUDA_LAUNCH_CHECK();
 }

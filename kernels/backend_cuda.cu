@@ -2,22 +2,29 @@
 // transfers are here; the ops live in one file per family (matmul, pointwise, norm,
 // attention), each checked against lib/backend_cpu.c by tests/kernels/test_ops.c; the training
 // ops in backward.cu and optim.cu, checked by tests/kernels/test_train_ops.c.
-// Device 0 only; every op is queued on the legacy default stream, so ops run in call order
-// and to_host (a synchronous cudaMemcpy) waits for them.
+// Device 0 only; every op is queued on one stream (cu_stream), so ops run in call order and
+// to_host waits for them. run_step is graph.cu's: a step of ops replayed as a CUDA graph.
 #include "attention.cuh"
 #include "backward.cuh"
 #include "backend_cuda.cuh"
 #include "cuda_common.cuh"
 #include "cuda_info.cuh"
 #include "draw.cuh"
+#include "graph.cuh"
 #include "matmul.cuh"
 #include "norm.cuh"
 #include "optim.cuh"
 #include "pointwise.cuh"
 #include "sedd_sampling.cuh"
 
+cudaStream_t cu_stream;
+
 static void *cuda_alloc(size_t bytes)
 {
+    if (cu_graph_capturing()) {  // (cudaMalloc would break the capture with an error message)
+        cu_graph_break();
+        return nullptr;
+    }
     void *p = nullptr;
     // 256-byte aligned by cudaMalloc; 0 bytes still gives a distinct pointer, as on the CPU
     CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 256), nullptr);
@@ -27,41 +34,45 @@ static void *cuda_alloc(size_t bytes)
 static void cuda_free(void *p)
 {
     if (!p) return;
+    if (cu_graph_capturing()) return cu_graph_defer_free(p);
     cudaError_t err = cudaFree(p);
     if (err != cudaSuccess) fprintf(stderr, "cuda: cudaFree: %s\n", cudaGetErrorString(err));
 }
 
 // The message goes straight into e (not through err_set): libcore_cuda.a is linked after
 // libcore.a, so it cannot call into it.
-static int copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, err_t *e)
+static int copy_failed(const char *what, size_t bytes, const char *why, err_t *e)
 {
-    if (!bytes) return 0;
-    cudaError_t err = cudaMemcpy(dst, src, bytes, kind);
-    if (err != cudaSuccess) {
-        fprintf(stderr, "cuda: cudaMemcpy of %zu bytes: %s\n", bytes, cudaGetErrorString(err));
-        if (e)
-            snprintf(e->msg, sizeof e->msg, "CUDA copy of %zu bytes failed: %s", bytes,
-                     cudaGetErrorString(err));
-        return ERR_FAIL;
-    }
-    return 0;
+    fprintf(stderr, "cuda: %s of %zu bytes: %s\n", what, bytes, why);
+    if (e) snprintf(e->msg, sizeof e->msg, "CUDA %s of %zu bytes failed: %s", what, bytes, why);
+    return ERR_FAIL;
 }
 
+// Inside a captured step the source is staged in pinned memory first: the graph's copy reads
+// it when the graph runs, after src may have changed.
 static int cuda_to_device(void *dst, const void *src, size_t bytes, err_t *e)
 {
-    return copy(dst, src, bytes, cudaMemcpyHostToDevice, e);
+    if (!bytes) return 0;
+    if (cu_graph_capturing() && !(src = cu_graph_stage(src, bytes)))
+        return copy_failed("upload", bytes, "the step's staging memory is full", e);
+    cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cu_stream);
+    return err == cudaSuccess ? 0 : copy_failed("upload", bytes, cudaGetErrorString(err), e);
 }
 
 static int cuda_to_host(void *dst, const void *src, size_t bytes, err_t *e)
 {
-    return copy(dst, src, bytes, cudaMemcpyDeviceToHost, e);
+    if (!bytes) return 0;
+    if (cu_graph_capturing())
+        return copy_failed("download", bytes, "a captured step cannot wait for its results", e);
+    cudaError_t err = cu_download(dst, src, bytes);
+    return err == cudaSuccess ? 0 : copy_failed("download", bytes, cudaGetErrorString(err), e);
 }
 
-// zero and copy stay on the legacy default stream, in order with the ops around them
+// zero and copy are queued on cu_stream, in order with the ops around them
 static void cuda_zero(void *p, size_t bytes)
 {
     if (!bytes) return;
-    cudaError_t err = cudaMemset(p, 0, bytes);
+    cudaError_t err = cudaMemsetAsync(p, 0, bytes, cu_stream);
     if (err != cudaSuccess)
         fprintf(stderr, "cuda: cudaMemset of %zu bytes: %s\n", bytes, cudaGetErrorString(err));
 }
@@ -69,7 +80,7 @@ static void cuda_zero(void *p, size_t bytes)
 static void cuda_copy_within(void *dst, const void *src, size_t bytes)
 {
     if (!bytes) return;
-    cudaError_t err = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice);
+    cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu_stream);
     if (err != cudaSuccess)
         fprintf(stderr, "cuda: cudaMemcpy of %zu bytes on the device: %s\n", bytes,
                 cudaGetErrorString(err));
@@ -119,6 +130,8 @@ static backend make_table(void)
     t.sedd_finish = cu_sedd_finish;
     t.sedd_project = cu_sedd_project;
     t.sedd_step = cu_sedd_step;
+    t.ids_from_tokens = cu_ids_from_tokens;
+    t.run_step = cu_graph_run;
     return t;
 }
 
@@ -131,7 +144,8 @@ extern "C" const backend *backend_cuda(void)
     static int state;  // 0 untried, 1 ready, -1 unavailable
     if (state == 0) {
         state = -1;
-        if (cuda_device_count() > 0 && cudaSetDevice(0) == cudaSuccess && cu_matmul_init() == 0)
+        if (cuda_device_count() > 0 && cudaSetDevice(0) == cudaSuccess &&
+            cudaStreamCreate(&cu_stream) == cudaSuccess && cu_matmul_init() == 0)
             state = 1;
     }
     return state == 1 ? &table : nullptr;

@@ -10,7 +10,7 @@
 extern "C" {
 #endif
 /* The CUDA backend on device 0, initialised on first call (cuBLAS handle, fp32 math with TF32
- * off); NULL when there is no device. Ops run on the legacy default stream, in order. */
+ * off); NULL when there is no device. Ops run on one stream (cu_stream), in order. */
 const backend *backend_cuda(void);
 /* Matrix products (matmul, not matmul_rows) from now on: bf16 = 0, plain fp32 FMAs (the
  * default, checked against the CPU); 1, cuBLAS with bf16 tensor-core math and fp32

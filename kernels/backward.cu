@@ -62,9 +62,9 @@ static void col_sums(float *out1, float *out2, size_t out_stride, const float *a
         int ns = slabs - s0 < 65535 ? slabs - s0 : 65535;
         size_t in0 = (size_t)s0 * rows * cols, out0 = (size_t)s0 * out_stride;
         dim3 grid((unsigned)((cols + COLS - 1) / COLS), (unsigned)ns), block(COLS, LANES);
-        k_col_sums<<<grid, block>>>(out1 ? out1 + out0 : nullptr, out2 ? out2 + out0 : nullptr,
-                                    out_stride, a + in0, b ? b + in0 : nullptr,
-                                    stats ? stats + 2 * (size_t)s0 * rows : nullptr, rows, cols);
+        k_col_sums<<<grid, block, 0, cu_stream>>>(out1 ? out1 + out0 : nullptr,
+            out2 ? out2 + out0 : nullptr, out_stride, a + in0, b ? b + in0 : nullptr,
+            stats ? stats + 2 * (size_t)s0 * rows : nullptr, rows, cols);
         CUDA_LAUNCH_CHECK();
     }
 }
@@ -126,7 +126,7 @@ void cu_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
     if (!w) dw = nullptr;
     float *stats = (float *)cu_scratch((size_t)n * 2 * sizeof(float));
     if (!stats) return;
-    k_layernorm_backward_rows<<<n, CU_BLOCK>>>(dx, stats, dy, x, w, c, eps);
+    k_layernorm_backward_rows<<<n, CU_BLOCK, 0, cu_stream>>>(dx, stats, dy, x, w, c, eps);
     CUDA_LAUNCH_CHECK();
     col_sums(db, dw, 0, dy, x, stats, 1, n, c);
 }
@@ -158,14 +158,14 @@ __global__ void k_silu_backward(float *dx, const float *x, const float *dy, size
 void cu_gelu_tanh_backward(float *dx, const float *x, const float *dy, size_t n)
 {
     if (!n || !dx) return;
-    k_gelu_tanh_backward<<<cu_blocks(n), CU_BLOCK>>>(dx, x, dy, n);
+    k_gelu_tanh_backward<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(dx, x, dy, n);
     CUDA_LAUNCH_CHECK();
 }
 
 void cu_silu_backward(float *dx, const float *x, const float *dy, size_t n)
 {
     if (!n || !dx) return;
-    k_silu_backward<<<cu_blocks(n), CU_BLOCK>>>(dx, x, dy, n);
+    k_silu_backward<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(dx, x, dy, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -186,7 +186,7 @@ static void mul_rows_add(float *acc, const float *g, const float *row, float add
 {
     size_t total = (size_t)B * T * C;
     if (!acc || !total) return;
-    k_mul_rows_add<<<cu_blocks(total), CU_BLOCK>>>(acc, g, row, add_one, mod_stride,
+    k_mul_rows_add<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(acc, g, row, add_one, mod_stride,
                                                    (size_t)T * C, C, total);
     CUDA_LAUNCH_CHECK();
 }
@@ -235,11 +235,12 @@ void cu_embed_backward(float *dtable, float *dpos, const int32_t *ids, const flo
 {
     if (n <= 0 || c <= 0) return;
     if (dtable) {
-        k_embed_backward_table<<<(c + 127) / 128, 128>>>(dtable, ids, dy, n, c);
+        k_embed_backward_table<<<(c + 127) / 128, 128, 0, cu_stream>>>(dtable, ids, dy, n, c);
         CUDA_LAUNCH_CHECK();
     }
     if (dpos) {
-        k_embed_backward_pos<<<cu_blocks((size_t)T * c), CU_BLOCK>>>(dpos, dy, n, T, c);
+        k_embed_backward_pos<<<cu_blocks((size_t)T * c), CU_BLOCK, 0, cu_stream>>>(dpos, dy, n, T,
+            c);
         CUDA_LAUNCH_CHECK();
     }
 }
@@ -264,7 +265,8 @@ void cu_rotary_backward(float *dx, size_t row_stride, const float *cos, const fl
 {
     size_t total = (size_t)B * T * H * (d / 2);
     if (!total) return;
-    k_rotary_backward<<<cu_blocks(total), CU_BLOCK>>>(dx, row_stride, cos, sin, T, H, d, total);
+    k_rotary_backward<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(dx, row_stride, cos, sin, T, H,
+        d, total);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -287,7 +289,7 @@ void cu_kv_store_backward(float *dqkv, const float *dk, const float *dv, int B, 
 {
     size_t total = (size_t)B * T * H * d;
     if (!total || (!dk && !dv)) return;
-    k_kv_store_backward<<<cu_blocks(total), CU_BLOCK>>>(dqkv, dk, dv, T, H, d, total);
+    k_kv_store_backward<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(dqkv, dk, dv, T, H, d, total);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -418,12 +420,12 @@ void cu_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
         !allow_smem(k_attention_backward_kv, smem, T))
         return;
     // 128 threads as the forward: the key loops use all, the d = 64 lane loops half
-    k_attention_backward_q<<<(unsigned)rows, 128, smem>>>(dq, stats, dout, q, q_stride, k, v, T,
-                                                          H, d, causal, scale);
+    k_attention_backward_q<<<(unsigned)rows, 128, smem, cu_stream>>>(dq, stats, dout, q, q_stride,
+        k, v, T, H, d, causal, scale);
     CUDA_LAUNCH_CHECK();
     if (!dk && !dv) return;
-    k_attention_backward_kv<<<(unsigned)rows, 128, smem>>>(dk, dv, stats, dout, q, q_stride, k,
-                                                           v, T, H, d, causal, scale);
+    k_attention_backward_kv<<<(unsigned)rows, 128, smem, cu_stream>>>(dk, dv, stats, dout, q,
+        q_stride, k, v, T, H, d, causal, scale);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -463,6 +465,6 @@ void cu_cross_entropy(double *loss, float *dx, const float *x, const int32_t *ta
                       int c, float dscale)
 {
     if (n <= 0) return;
-    k_cross_entropy<<<n, CU_BLOCK>>>(loss, dx, x, target, c, dscale);
+    k_cross_entropy<<<n, CU_BLOCK, 0, cu_stream>>>(loss, dx, x, target, c, dscale);
     CUDA_LAUNCH_CHECK();
 }

@@ -34,6 +34,18 @@
         }                                                                                      \
     } while (0)
 
+/* The stream every op is queued on, so that ops run in call order (created by backend_cuda();
+ * a blocking stream: work on the legacy default stream still waits for it). A stream of its
+ * own, not the legacy default one, because only such a stream can be captured (graph.cuh). */
+extern cudaStream_t cu_stream;
+
+/* Copies device src to host dst after the ops queued before it, and waits for the copy. */
+static inline cudaError_t cu_download(void *dst, const void *src, size_t bytes)
+{
+    cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cu_stream);
+    return err == cudaSuccess ? cudaStreamSynchronize(cu_stream) : err;
+}
+
 /* After a kernel launch in an op that returns void: report a bad launch configuration now
  * (asynchronous faults surface at the next synchronising call, i.e. to_host). */
 #define CUDA_LAUNCH_CHECK()                                                                    \

@@ -54,6 +54,6 @@ __global__ void k_draw_rows(int32_t *tok, const float *x, const double *u, int c
 void cu_draw_rows(int32_t *tok, const float *x, const double *u, int n, int c, double inv_t)
 {
     if (n <= 0 || c <= 0) return;
-    k_draw_rows<<<n, CU_BLOCK>>>(tok, x, u, c, inv_t);
+    k_draw_rows<<<n, CU_BLOCK, 0, cu_stream>>>(tok, x, u, c, inv_t);
     CUDA_LAUNCH_CHECK();
 }

@@ -18,10 +18,18 @@ void cu_matmul_set_bf16(int bf16)
     compute = bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
 }
 
+// cuBLAS's workspace, given to it once so that a captured GEMM never allocates one (32 MiB is
+// what cuBLAS asks for on Hopper)
+enum : size_t { CUBLAS_WORKSPACE = (size_t)32 << 20 };
+
 int cu_matmul_init(void)
 {
     if (handle) return 0;
+    void *workspace = nullptr;
+    CUDA_CHECK(cudaMalloc(&workspace, CUBLAS_WORKSPACE), -1);
     CUBLAS_CHECK(cublasCreate(&handle), -1);
+    CUBLAS_CHECK(cublasSetStream(handle, cu_stream), -1);
+    CUBLAS_CHECK(cublasSetWorkspace(handle, workspace, CUBLAS_WORKSPACE), -1);
     // DEFAULT_MATH keeps sgemm in fp32 FMAs; TF32 would need CUBLAS_TF32_TENSOR_OP_MATH.
     CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH), -1);
     return 0;
@@ -43,7 +51,8 @@ void cu_matmul(float *y, const float *x, const float *w, const float *bias, int 
     if (n <= 0 || out <= 0) return;
     float alpha = 1.0f, beta = accumulate || bias ? 1.0f : 0.0f;
     if (bias) {
-        k_bias_rows<<<cu_blocks((size_t)n * out), CU_BLOCK>>>(y, bias, n, out, accumulate);
+        k_bias_rows<<<cu_blocks((size_t)n * out), CU_BLOCK, 0, cu_stream>>>(y, bias, n, out,
+            accumulate);
         CUDA_LAUNCH_CHECK();
     }
     // Row-major y (n,out) is column-major yᵀ (out,n) = Wᵀ·xᵀ. BE_IN_OUT: W row-major (in,out)
@@ -173,13 +182,13 @@ static void matmul_rows_launch(float *y, const float *x, const float *w, const f
         size_t warps = row_blocks * out, blocks = (warps + ROWS_OI_WARPS - 1) / ROWS_OI_WARPS;
         // capped as cu_blocks does; the grid-stride loop covers the rest
         unsigned grid = blocks > 65535u * 8u ? 65535u * 8u : (unsigned)blocks;
-        k_matmul_rows_out_in<RB><<<grid, ROWS_OI_WARPS * 32>>>(y, x, w, bias, n, in, out,
-                                                                accumulate);
+        k_matmul_rows_out_in<RB><<<grid, ROWS_OI_WARPS * 32, 0, cu_stream>>>(y, x, w, bias, n, in,
+            out, accumulate);
     } else {
         dim3 grid((unsigned)((out + 31) / 32),
                   row_blocks > 65535 ? 65535u : (unsigned)row_blocks);
-        k_matmul_rows_in_out<RB><<<grid, ROWS_IO_SLICES * 32>>>(y, x, w, bias, n, in, out,
-                                                                 accumulate);
+        k_matmul_rows_in_out<RB><<<grid, ROWS_IO_SLICES * 32, 0, cu_stream>>>(y, x, w, bias, n, in,
+            out, accumulate);
     }
     CUDA_LAUNCH_CHECK();
 }

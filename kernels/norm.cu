@@ -62,27 +62,27 @@ void cu_layernorm(float *y, const float *x, const float *w, const float *b, int 
                   float eps)
 {
     if (n <= 0) return;
-    k_layernorm<<<n, CU_BLOCK>>>(y, x, w, b, c, eps);
+    k_layernorm<<<n, CU_BLOCK, 0, cu_stream>>>(y, x, w, b, c, eps);
     CUDA_LAUNCH_CHECK();
 }
 
 void cu_softmax(float *y, const float *x, int n, int c)
 {
     if (n <= 0) return;
-    k_softmax_rows<<<n, CU_BLOCK>>>(y, x, c, false);
+    k_softmax_rows<<<n, CU_BLOCK, 0, cu_stream>>>(y, x, c, false);
     CUDA_LAUNCH_CHECK();
 }
 
 void cu_log_softmax(float *y, const float *x, int n, int c)
 {
     if (n <= 0) return;
-    k_softmax_rows<<<n, CU_BLOCK>>>(y, x, c, true);
+    k_softmax_rows<<<n, CU_BLOCK, 0, cu_stream>>>(y, x, c, true);
     CUDA_LAUNCH_CHECK();
 }
 
 void cu_log_softmax_pick(double *lp, const float *x, const int32_t *target, int n, int c)
 {
     if (n <= 0) return;
-    k_log_softmax_pick<<<n, CU_BLOCK>>>(lp, x, target, c);
+    k_log_softmax_pick<<<n, CU_BLOCK, 0, cu_stream>>>(lp, x, target, c);
     CUDA_LAUNCH_CHECK();
 }

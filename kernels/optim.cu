@@ -30,9 +30,9 @@ double cu_sumsq(const float *x, size_t n)
     double *host = (double *)malloc(nt * sizeof(double));
     double s = NAN;
     if (part && host) {
-        k_sumsq_tiles<<<(unsigned)nt, CU_BLOCK>>>(part, x, n);
+        k_sumsq_tiles<<<(unsigned)nt, CU_BLOCK, 0, cu_stream>>>(part, x, n);
         CUDA_LAUNCH_CHECK();
-        cudaError_t err = cudaMemcpy(host, part, nt * sizeof(double), cudaMemcpyDeviceToHost);
+        cudaError_t err = cu_download(host, part, nt * sizeof(double));
         if (err == cudaSuccess) {
             s = 0;
             for (size_t t = 0; t < nt; t++) s += host[t];
@@ -52,7 +52,7 @@ __global__ void k_scale(float *x, float a, size_t n)
 void cu_scale(float *x, float a, size_t n)
 {
     if (!n) return;
-    k_scale<<<cu_blocks(n), CU_BLOCK>>>(x, a, n);
+    k_scale<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(x, a, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -81,8 +81,8 @@ void cu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, 
     const float decay = 1.0f - lr * weight_decay;
     const float step_size = (float)(lr / (1.0 - pow(beta1, step)));
     const float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
-    k_adamw<<<cu_blocks(n), CU_BLOCK>>>(p, g, m, v, n, beta1, beta2, eps, decay, step_size,
-                                        bc2_sqrt);
+    k_adamw<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(p, g, m, v, n, beta1, beta2, eps, decay,
+        step_size, bc2_sqrt);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -95,6 +95,6 @@ __global__ void k_ema(float *ema, const float *p, size_t n, float decay)
 void cu_ema(float *ema, const float *p, size_t n, float decay)
 {
     if (!n) return;
-    k_ema<<<cu_blocks(n), CU_BLOCK>>>(ema, p, n, decay);
+    k_ema<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(ema, p, n, decay);
     CUDA_LAUNCH_CHECK();
 }

@@ -92,21 +92,21 @@ __global__ void k_kv_store(float *k, float *v, const float *qkv, int T, int H, i
 void cu_gelu_tanh(float *y, const float *x, size_t n)
 {
     if (!n) return;
-    k_gelu_tanh<<<cu_blocks(n), CU_BLOCK>>>(y, x, n);
+    k_gelu_tanh<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(y, x, n);
     CUDA_LAUNCH_CHECK();
 }
 
 void cu_silu(float *y, const float *x, size_t n)
 {
     if (!n) return;
-    k_silu<<<cu_blocks(n), CU_BLOCK>>>(y, x, n);
+    k_silu<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(y, x, n);
     CUDA_LAUNCH_CHECK();
 }
 
 void cu_add(float *y, const float *a, const float *b, size_t n)
 {
     if (!n) return;
-    k_add<<<cu_blocks(n), CU_BLOCK>>>(y, a, b, n);
+    k_add<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(y, a, b, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -115,8 +115,8 @@ void cu_modulate(float *y, const float *x, const float *shift, const float *scal
 {
     size_t total = (size_t)B * T * C;
     if (!total) return;
-    k_modulate<<<cu_blocks(total), CU_BLOCK>>>(y, x, shift, scale, mod_stride, (size_t)T * C, C,
-                                               total);
+    k_modulate<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(y, x, shift, scale, mod_stride,
+        (size_t)T * C, C, total);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -125,7 +125,8 @@ void cu_gated_add(float *x, const float *gate, size_t mod_stride, const float *y
 {
     size_t total = (size_t)B * T * C;
     if (!total) return;
-    k_gated_add<<<cu_blocks(total), CU_BLOCK>>>(x, gate, mod_stride, y, (size_t)T * C, C, total);
+    k_gated_add<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(x, gate, mod_stride, y, (size_t)T * C,
+        C, total);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -134,7 +135,7 @@ void cu_embed(float *y, const float *table, const float *pos, const int32_t *ids
 {
     size_t total = (size_t)n * c;
     if (!total) return;
-    k_embed<<<cu_blocks(total), CU_BLOCK>>>(y, table, pos, ids, T, pos0, c, total);
+    k_embed<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(y, table, pos, ids, T, pos0, c, total);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -143,7 +144,7 @@ void cu_rotary(float *x, size_t row_stride, const float *cos, const float *sin, 
 {
     size_t total = (size_t)B * T * H * (d / 2);
     if (!total) return;
-    k_rotary<<<cu_blocks(total), CU_BLOCK>>>(x, row_stride, cos, sin, T, H, d, total);
+    k_rotary<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(x, row_stride, cos, sin, T, H, d, total);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -152,6 +153,18 @@ void cu_kv_store(float *k, float *v, const float *qkv, int B, int T, int H, int 
 {
     size_t total = (size_t)B * T * H * d;
     if (!total) return;
-    k_kv_store<<<cu_blocks(total), CU_BLOCK>>>(k, v, qkv, T, H, d, past, cap, total);
+    k_kv_store<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(k, v, qkv, T, H, d, past, cap, total);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void k_ids_from_tokens(int32_t *ids, const int64_t *tokens, size_t n)
+{
+    GRID_STRIDE(i, n) ids[i] = (int32_t)tokens[i];
+}
+
+void cu_ids_from_tokens(int32_t *ids, const int64_t *tokens, size_t n)
+{
+    if (!n) return;
+    k_ids_from_tokens<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(ids, tokens, n);
     CUDA_LAUNCH_CHECK();
 }

@@ -1,5 +1,5 @@
 /* pointwise: the CUDA backend's element-wise and gather ops (gelu_tanh, silu, add, modulate,
- * gated_add, embed, rotary, kv_store), with the signatures and contracts of lib/backend.h.
+ * gated_add, embed, rotary, kv_store, ids_from_tokens), with the signatures and contracts of lib/backend.h.
  * Ownership: no state. Errors: launch failures are printed (ops cannot fail). */
 #ifndef DLM_POINTWISE_CUH
 #define DLM_POINTWISE_CUH
@@ -19,4 +19,5 @@ void cu_rotary(float *x, size_t row_stride, const float *cos, const float *sin, 
                int H, int d);
 void cu_kv_store(float *k, float *v, const float *qkv, int B, int T, int H, int d, int past,
                  int cap);
+void cu_ids_from_tokens(int32_t *ids, const int64_t *tokens, size_t n);
 #endif

@@ -1,8 +1,9 @@
 /* scratch: one grow-only device workspace for ops that need temporary memory (row statistics,
- * partial sums). Ops run one after another on the legacy default stream, so one buffer serves
+ * partial sums). Ops run one after another on one stream (cu_stream), so one buffer serves
  * them all: an op may use it until it returns, never across ops.
  * Ownership: the buffer lives until the process ends. Errors: NULL (after a message on stderr)
- * when the device is out of memory. */
+ * when the device is out of memory, or (quietly) when it would have to grow inside a captured
+ * step, which cannot allocate (graph.cuh: the step is then run op by op). */
 #ifndef DLM_SCRATCH_CUH
 #define DLM_SCRATCH_CUH
 

@@ -37,7 +37,8 @@ void cu_sedd_finish(float *rows, const int64_t *x, int n, int64_t V, float sigma
     const float log_vm1 = (float)log((double)(V - 1));
     const float shift = (float)log(expm1((double)sigma));
     size_t total = (size_t)n * (size_t)V;
-    k_sedd_finish<<<cu_blocks(total), CU_BLOCK>>>(rows, x, V, shift, log_vm1, scale, total);
+    k_sedd_finish<<<cu_blocks(total), CU_BLOCK, 0, cu_stream>>>(rows, x, V, shift, log_vm1, scale,
+        total);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -52,7 +53,7 @@ __global__ void k_sedd_project(int64_t *x, const int64_t *fixed, size_t n)
 void cu_sedd_project(int64_t *x, const int64_t *fixed, size_t n)
 {
     if (!n) return;
-    k_sedd_project<<<cu_blocks(n), CU_BLOCK>>>(x, fixed, n);
+    k_sedd_project<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(x, fixed, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -208,7 +209,7 @@ int cu_sedd_step(int64_t *x, float *score, const be_sedd_step *a, err_t *e)
         if (e) snprintf(e->msg, sizeof e->msg, "sedd_step: %zu positions exceed a grid", n_pos);
         return ERR_FAIL;
     }
-    k_sedd_step<<<(unsigned)n_pos, CU_BLOCK>>>(x, score, c);
+    k_sedd_step<<<(unsigned)n_pos, CU_BLOCK, 0, cu_stream>>>(x, score, c);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) {
         fprintf(stderr, "cuda: sedd_step launch: %s\n", cudaGetErrorString(err));
@@ -248,10 +249,11 @@ extern "C" int cuda_philox_lanes(uint64_t seed, uint64_t record, uint32_t step, 
     if (cudaMalloc(&dw, 4 * sizeof *dw * n) == cudaSuccess &&
         cudaMalloc(&dd, 2 * sizeof *dd * n) == cudaSuccess &&
         cudaMalloc(&df, 4 * sizeof *df * n) == cudaSuccess) {
-        k_philox_lanes<<<cu_blocks(n), CU_BLOCK>>>(seed, record, step, position, n, dw, dd, df);
-        if (cudaMemcpy(words, dw, 4 * sizeof *dw * n, cudaMemcpyDeviceToHost) == cudaSuccess &&
-            cudaMemcpy(f64, dd, 2 * sizeof *dd * n, cudaMemcpyDeviceToHost) == cudaSuccess &&
-            cudaMemcpy(f32, df, 4 * sizeof *df * n, cudaMemcpyDeviceToHost) == cudaSuccess)
+        k_philox_lanes<<<cu_blocks(n), CU_BLOCK, 0, cu_stream>>>(seed, record, step, position, n,
+            dw, dd, df);
+        if (cu_download(words, dw, 4 * sizeof *dw * n) == cudaSuccess &&
+            cu_download(f64, dd, 2 * sizeof *dd * n) == cudaSuccess &&
+            cu_download(f32, df, 4 * sizeof *df * n) == cudaSuccess)
             rc = 0;
     }
     if (rc)

@@ -114,6 +114,9 @@ typedef struct backend {
      * (B,H,cap,d) at positions past..past+T-1. */
     void (*kv_store)(float *k, float *v, const float *qkv, int B, int T, int H, int d, int past,
                      int cap);
+    /* ids[i] = tokens[i] as int32 (the embedding's ids of a state kept as int64 token ids);
+     * every token must fit */
+    void (*ids_from_tokens)(int32_t *ids, const int64_t *tokens, size_t n);
     /* Scaled dot-product attention. q: row (b,t) at q + (b*Tq+t)*q_stride, head h at + h*d
      * (pass qkv with q_stride 3C to read q out of the packed projection). k, v: (B,H,cap,d)
      * caches holding Tk valid positions. out (B,Tq,H*d).
@@ -160,6 +163,15 @@ typedef struct backend {
      * counters and uniforms, ties to the lowest index). Absorb: an unmasked position keeps its
      * token. @return 0, or ERR_FAIL (out of memory on the CPU) with the message in e. */
     int (*sedd_step)(int64_t *x, float *score, const be_sedd_step *a, err_t *e);
+
+    /* ---- steps ------------------------------------------------------------------------------
+     * Runs enqueue(ctx, e), which queues one step of ops (a sampling step). enqueue may call
+     * to_device but not to_host, and must be safe to call again: it only queues ops, so a step
+     * whose capture fails can be queued again. The CPU backend calls it. The CUDA backend
+     * captures the ops as a CUDA graph and launches it as one (kernels/graph.cuh: the first
+     * step runs op by op; DLM_CUDA_GRAPHS=0 turns graphs off); the step may still be running
+     * when run_step returns, and to_host waits for it. @return enqueue's status or ERR_FAIL. */
+    int (*run_step)(int (*enqueue)(void *ctx, err_t *e), void *ctx, err_t *e);
 
     /* ---- training: backward ops and the optimiser ----------------------------------------
      * Every backward op ADDS into its gradient outputs (d* += ...), as llm.c does: the caller

@@ -397,6 +397,11 @@ static void cpu_kv_store(float *k, float *v, const float *qkv, int B, int T, int
             }
 }
 
+static void cpu_ids_from_tokens(int32_t *ids, const int64_t *tokens, size_t n)
+{
+    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)tokens[i];
+}
+
 /* The largest of s[0..n) (-inf when n = 0), in 16 lanes: vectorised without reassociating a
  * reduction (and max is exact: the same value in any order). */
 static inline float max_lanes(const float *s, int n)
@@ -615,6 +620,12 @@ static void cpu_draw_rows(int32_t *tok, const float *x, const double *u, int n, 
     for (int i = 0; i < n; i++) tok[i] = draw_row(x + (size_t)i * c, c, u[i], inv_t);
 }
 
+/* ops run as they are called: a step is its ops */
+static int cpu_run_step(int (*enqueue)(void *ctx, err_t *e), void *ctx, err_t *e)
+{
+    return enqueue(ctx, e);
+}
+
 const backend backend_cpu = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -634,6 +645,7 @@ const backend backend_cpu = {
     .embed = cpu_embed,
     .rotary = cpu_rotary,
     .kv_store = cpu_kv_store,
+    .ids_from_tokens = cpu_ids_from_tokens,
     .attention = cpu_attention,
     .softmax = cpu_softmax,
     .log_softmax = cpu_log_softmax,
@@ -657,6 +669,7 @@ const backend backend_cpu = {
     .sedd_finish = cpu_sedd_finish,
     .sedd_project = cpu_sedd_project,
     .sedd_step = cpu_sedd_step,
+    .run_step = cpu_run_step,
 };
 
 /* OpenBLAS runs single-threaded inside our OpenMP threads (see gemm_cols); this runs after

@@ -370,10 +370,10 @@ int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const i
     return 0;
 }
 
-/* Logits of the rows h (n,C) drawn from without leaving the backend: NLL_CHUNK rows at a time
- * through s->logits, tok[i] = draw_rows at u[i] (host arrays, n each). */
+/* Queues the draws from the logits of the rows h (n,C) without leaving the backend: NLL_CHUNK
+ * rows at a time through s->logits, dtok[i] (backend memory) = draw_rows at u[i] (host). */
 static int draw_out(const gpt2_t *m, gpt2_state *s, const float *h, int n, const double *u,
-                    double inv_t, int32_t *tok, err_t *e)
+                    double inv_t, int32_t *dtok, err_t *e)
 {
     const backend *be = m->be;
     int C = (int)m->cfg.n_embd, V = (int)m->cfg.vocab_size;
@@ -384,9 +384,7 @@ static int draw_out(const gpt2_t *m, gpt2_state *s, const float *h, int n, const
                         false);
         const double *du = upload(be, s->lp_dev, u + i0, (size_t)k * sizeof *u, e);
         if (!du) return ERR_FAIL;
-        int32_t *dtok = host_memory(be) ? tok + i0 : s->target;
-        be->draw_rows(dtok, s->logits, du, k, V, inv_t);
-        if (download(be, tok + i0, dtok, (size_t)k * sizeof *tok, e) < 0) return ERR_FAIL;
+        be->draw_rows(dtok + i0, s->logits, du, k, V, inv_t);
     }
     return 0;
 }
@@ -440,11 +438,33 @@ int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const i
     return logits_out(m, s, s->ln, B, logits, true, e);
 }
 
+/* A decoding step with draws, as run_step queues it. */
+struct draw_step {
+    const gpt2_t *m;
+    gpt2_state *s;
+    int B;
+    const int32_t *ids;
+    const int *pos;
+    const double *u;
+    double inv_t;
+    int32_t *dtok;  /* (B) the draws, in backend memory */
+};
+
+static int enqueue_draw_step(void *step, err_t *e)
+{
+    const struct draw_step *c = step;
+    if (step_hidden(c->m, c->s, c->B, c->ids, c->pos, e) < 0) return ERR_FAIL;
+    return draw_out(c->m, c->s, c->s->ln, c->B, c->u, c->inv_t, c->dtok, e);
+}
+
 int gpt2_step_draw(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
                    const double *u, double inv_t, int32_t *tok, err_t *e)
 {
-    if (step_hidden(m, s, B, ids, pos, e) < 0) return ERR_FAIL;
-    return draw_out(m, s, s->ln, B, u, inv_t, tok, e);
+    /* off the CPU the draws overwrite the step's ids (the embedding has read them by then), so
+     * the step is one run_step (a CUDA graph) and one download */
+    struct draw_step c = {m, s, B, ids, pos, u, inv_t, host_memory(m->be) ? tok : s->ids};
+    if (m->be->run_step(enqueue_draw_step, &c, e) < 0) return ERR_FAIL;
+    return download(m->be, tok, c.dtok, (size_t)B * sizeof *tok, e);
 }
 
 double gpt2_draw_uniform(uint64_t seed, uint64_t id, uint32_t pos, int bits)

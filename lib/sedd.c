@@ -230,8 +230,9 @@ static int masked_log_scores(const sedd_model_t *m, const float *h, float *hc, c
 #define SEDD_WORK_BYTES ((size_t)64 << 20)
 
 /* The forward pass of nb sequences together (in the model's work buffers: about 14·L·H floats
- * per sequence). x is host memory; x_dev NULL: out is host memory; else out and x_dev (the same
- * tokens) are backend memory, and on a backend other than the CPU the log-scores are made there. */
+ * per sequence). x_dev NULL: the tokens x and out are host memory; else (a backend other than
+ * the CPU) the tokens x_dev and out are backend memory, x is not read, and the log-scores are
+ * made there without a transfer to the host (so a sampling step can be captured). */
 static int forward_chunk(sedd_model_t *m, const int64_t *x, const int64_t *x_dev,
                          const float *sigma, int nb, int L, bool masked_only, float *out,
                          sedd_trace_fn trace, void *tctx, err_t *e)
@@ -243,16 +244,21 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const int64_t *x_dev
     if (!w) return ERR_FAIL;
     size_t hsz = (size_t)rows * (size_t)H;
     char name[96];
-    /* host-side inputs: ids and the sigma embedding (tiny) */
-    int32_t *ids = malloc((size_t)rows * sizeof *ids);
+    /* the embedding's ids, and the sigma embedding (tiny) made on the host */
+    int32_t *ids = x_dev ? NULL : malloc((size_t)rows * sizeof *ids);
     float *tf = malloc((size_t)nb * SEDD_FREQ * sizeof *tf);
-    if (!ids || !tf) {
+    if ((!x_dev && !ids) || !tf) {
         free(ids), free(tf);
         return err_set(e, "sedd_forward: out of memory");
     }
-    for (int i = 0; i < rows; i++) ids[i] = (int32_t)x[i];
+    int rc = 0;
+    if (x_dev) {
+        be->ids_from_tokens(w->ids, x_dev, (size_t)rows);
+    } else {
+        for (int i = 0; i < rows; i++) ids[i] = (int32_t)x[i];
+        rc = be->to_device(w->ids, ids, (size_t)rows * sizeof *ids, e);
+    }
     sedd_sigma_features(sigma, nb, tf);
-    int rc = be->to_device(w->ids, ids, (size_t)rows * sizeof *ids, e);
     if (rc == 0) rc = be->to_device(w->tf, tf, (size_t)nb * SEDD_FREQ * sizeof *tf, e);
     free(ids), free(tf);
     if (rc < 0) return ERR_FAIL;
@@ -325,7 +331,7 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const int64_t *x_dev
     bool host_out = be == &backend_cpu; /* the CPU backend's memory is host memory */
     if (masked_only && host_out && !trace)
         return masked_log_scores(m, w->h, w->tmp, x, sigma, nb, L, out, e);
-    if (x_dev && !host_out) { /* backend log-scores: product and finish where h is */
+    if (x_dev) { /* backend log-scores: product and finish where h is */
         tiled_matmul(be, out, w->h, m->w.out_w, m->w.out_b, nb, L, H, V, NULL, NULL);
         for (int b = 0; b < nb; b++)
             be->sedd_finish(out + (size_t)b * (size_t)L * (size_t)V, x_dev + (size_t)b * (size_t)L,
@@ -349,13 +355,13 @@ static int forward_chunk(sedd_model_t *m, const int64_t *x, const int64_t *x_dev
 }
 
 /* sedd_forward, or with masked_only the masked rows only (see masked_log_scores); x_dev as in
- * forward_chunk. */
+ * forward_chunk (its tokens are not checked: sedd_score_device's contract). */
 static int forward_batch(sedd_model_t *m, const int64_t *x, const int64_t *x_dev,
                          const float *sigma, int B, int L, bool masked_only, float *out,
                          sedd_trace_fn trace, void *trace_ctx, err_t *e)
 {
     const int64_t V = m->cfg.vocab;
-    for (size_t i = 0; i < (size_t)B * (size_t)L; i++)
+    for (size_t i = 0; !x_dev && i < (size_t)B * (size_t)L; i++)
         if (x[i] < 0 || x[i] >= V)
             return err_set(e, "sedd_forward: token %lld at position %zu is outside the model's "
                               "vocabulary (0..%lld)", (long long)x[i], i % (size_t)L,
@@ -370,8 +376,8 @@ static int forward_batch(sedd_model_t *m, const int64_t *x, const int64_t *x_dev
     for (int b = 0; b < B; b += chunk) {
         const int nb = B - b < chunk ? B - b : chunk;
         size_t o = (size_t)b * (size_t)L;
-        if (forward_chunk(m, x + o, x_dev ? x_dev + o : NULL, sigma + b, nb, L, masked_only,
-                          out + o * (size_t)V, NULL, NULL, e) < 0)
+        if (forward_chunk(m, x_dev ? NULL : x + o, x_dev ? x_dev + o : NULL, sigma + b, nb, L,
+                          masked_only, out + o * (size_t)V, NULL, NULL, e) < 0)
             return ERR_FAIL;
     }
     return 0;
@@ -399,20 +405,14 @@ int sedd_score_masked(void *ctx, const int64_t *x, const float *sigma, int B, in
 
 const backend *sedd_backend(const sedd_model_t *m) { return m->be; }
 
-/* sedd_score_device(_masked): on the CPU the host functions; elsewhere the tokens come to the
- * host (the embedding's ids and the vocabulary check are made there) and the log-scores stay. */
+/* sedd_score_device(_masked): on the CPU the host functions; elsewhere the tokens stay where
+ * they are and so do the log-scores. */
 static int score_device(sedd_model_t *m, const int64_t *x, const float *sigma, int B, int L,
                         bool masked_only, float *log_score, err_t *e)
 {
     if (m->be == &backend_cpu)
         return forward_batch(m, x, NULL, sigma, B, L, masked_only, log_score, NULL, NULL, e);
-    const size_t n = (size_t)B * (size_t)L;
-    int64_t *xh = malloc(n * sizeof *xh);
-    if (!xh) return err_set(e, "sedd_forward: out of memory for %zu tokens", n);
-    int rc = m->be->to_host(xh, x, n * sizeof *xh, e);
-    if (rc == 0) rc = forward_batch(m, xh, x, sigma, B, L, false, log_score, NULL, NULL, e);
-    free(xh);
-    return rc;
+    return forward_batch(m, NULL, x, sigma, B, L, false, log_score, NULL, NULL, e);
 }
 
 int sedd_score_device(void *ctx, const int64_t *x, const float *sigma, int B, int L,

@@ -49,10 +49,10 @@ const backend *sedd_backend(const sedd_model_t *m);
 
 /* sedd_score and sedd_score_masked for sedd_sample on the model's backend: x (B,L) and
  * log_score (B,L,V) are in that backend's memory (sigma (B) on the host). On the CPU they are
- * the functions above; on another backend the output product, the scale_by_sigma shift and the
- * zero at the current token (the sedd_finish op) run there and only the B·L tokens come to the
- * host, for the embedding's ids and the vocabulary check (every row is computed there: the
- * masked-rows-only product is a CPU saving). */
+ * the functions above; on another backend the whole pass runs there, nothing comes to the host
+ * (so run_step can capture a sampling step), and the tokens are not checked: they must be in
+ * the vocabulary, as sedd_sample's state always is. Every row is computed there: the
+ * masked-rows-only product is a CPU saving. */
 int sedd_score_device(void *ctx, const int64_t *x, const float *sigma, int B, int L,
                       float *log_score, err_t *e);
 int sedd_score_device_masked(void *ctx, const int64_t *x, const float *sigma, int B, int L,

@@ -110,6 +110,27 @@ static int bufs_init(const backend *be, struct sample_bufs *d, size_t n_pos, siz
     return 0;
 }
 
+/* One sampling step, for run_step: the ops it queues. */
+struct step_call {
+    const backend *be;
+    const struct sample_bufs *d;
+    size_t n_pos;
+    sedd_score_fn fn;
+    void *ctx;
+    const float *sigma;  /* (B) */
+    int B, L;
+    const be_sedd_step *st;
+};
+
+/* run_step's enqueue: the kept tokens projected, the log-scores at sigma, the step's draws. */
+static int enqueue_step(void *call, err_t *e)
+{
+    const struct step_call *c = call;
+    if (c->d->fixed) c->be->sedd_project(c->d->x, c->d->fixed, c->n_pos);
+    if (c->fn(c->ctx, c->d->x, c->sigma, c->B, c->L, c->d->score, e) < 0) return ERR_FAIL;
+    return c->be->sedd_step(c->d->x, c->d->score, c->st, e);
+}
+
 int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
                 const sedd_sample_opts *o, sedd_score_fn fn, void *ctx, int B, int L,
                 const uint64_t *ids, const int64_t *fixed, const sedd_replay *replay, int64_t *x,
@@ -137,6 +158,13 @@ int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
         }
         x[p] = sedd_graph_sample_limit(g, tok);
     }
+    for (size_t p = 0; fixed && p < n_pos; p++)
+        if (fixed[p] < -1 || fixed[p] >= g->dim) {
+            free(sigma), free(t);
+            return err_set(e, "sedd_sample: kept token %lld at position %zu is outside the "
+                              "model's vocabulary (0..%lld)", (long long)fixed[p],
+                           p % (size_t)L, (long long)g->dim - 1);
+        }
     struct sample_bufs d;
     if (bufs_init(be, &d, n_pos, V, B, x, fixed, ids, replay && replay->gumbel_u, e) < 0) {
         free(sigma), free(t);
@@ -146,16 +174,15 @@ int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
     const double dt = (1 - o->eps) / o->steps;
     be_sedd_step st = {.absorb = absorb, .n_tokens = g->n, .precision = o->precision,
                        .seed = o->seed, .B = B, .L = L, .ids = d.ids};
+    struct step_call call = {.be = be, .d = &d, .n_pos = n_pos, .fn = fn, .ctx = ctx,
+                             .sigma = sigma, .B = B, .L = L, .st = &st};
     int rc = 0;
     for (int k = 0; k <= o->steps && rc == 0; k++) {
         bool denoise = k == o->steps;
         if (denoise && !o->denoise) break;
-        if (d.fixed) be->sedd_project(d.x, d.fixed, n_pos);
         double tk = t[k];
         double sig = sedd_noise_total(nz, tk);
         for (int b = 0; b < B; b++) sigma[b] = (float)sig;
-        rc = fn(ctx, d.x, sigma, B, L, d.score, e);
-        if (rc < 0) break;
         st.step = (uint32_t)k + 1;
         if (denoise) {
             st.kind = BE_SEDD_DENOISE;
@@ -172,7 +199,7 @@ int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
             size_t n_u = denoise && absorb ? V - 1 : V;
             rc = be->to_device(d.stored, replay->gumbel_u[k], n_pos * n_u * sizeof *d.stored, e);
         }
-        if (rc == 0) rc = be->sedd_step(d.x, d.score, &st, e);
+        if (rc == 0) rc = be->run_step(enqueue_step, &call, e);
         if (rc == 0 && trace)
             rc = be->to_host(trace + (size_t)k * n_pos, d.x, n_pos * sizeof *x, e);
         if (rc == 0 && o->progress) o->progress(o->progress_ctx, k + 1);

@@ -75,8 +75,10 @@ typedef struct sedd_replay {
 /* Runs the sampler of the original (get_pc_sampler) on B sequences of length L with record ids
  * ids[b], on backend be: the state and the scores live in be's memory (fn must take x (B,L) and
  * write log_score (B,L,V) there: sedd_score_device, or any host-memory function with the CPU
- * backend), each step is be's sedd_project, fn, sedd_step, and no score comes back to the host.
- * fixed (B,L) (may be NULL) holds the token to keep at each position or −1: projected before
+ * backend), each step is one run_step of be's sedd_project, fn and sedd_step (one CUDA graph on
+ * a GPU), and no score comes back to the host.
+ * fixed (B,L) (may be NULL) holds the token to keep at each position or −1 (a token outside
+ * the graph's dim is an error before anything runs): projected before
  * every step, before the denoiser and on the result (prefix, suffix, any positions).
  * x (B,L) receives the samples; trace (steps + 1, B, L), if not NULL, the state after each call
  * (before the next projection). replay NULL draws from Philox. ids, fixed, replay, x and trace

@@ -1,5 +1,5 @@
 /* cublas_v2.h of the CUDA emulator (tests/cudaemu): the cuBLAS calls kernels/ makes, computed by
- * OpenBLAS's sgemm on the emulated device memory. CUBLAS_COMPUTE_32F_FAST_16BF rounds both inputs
+ * OpenBLAS's sgemm on the emulated device memory, queued on the handle's stream. CUBLAS_COMPUTE_32F_FAST_16BF rounds both inputs
  * to bf16 (to nearest, ties to even) first, as the tensor cores do, and accumulates in fp32. Only
  * CUDA_R_32F storage is accepted; the operands' extents must lie inside cudaMalloc allocations. */
 #ifndef DLM_CUDAEMU_CUBLAS_V2_H
@@ -26,6 +26,9 @@ enum libraryPropertyType { MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL };
 cublasStatus_t cublasCreate(cublasHandle_t *handle);
 cublasStatus_t cublasDestroy(cublasHandle_t handle);
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode);
+/* the stream products are queued on (a captured stream records them, scalars included) */
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream);
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t bytes);
 cublasStatus_t cublasGetProperty(libraryPropertyType type, int *value);
 /* column-major C (m,n) = alpha·op(A)·op(B) + beta·C, op(A) (m,k), op(B) (k,n) */
 cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,

@@ -33,6 +33,20 @@
  *   (these return cudaErrorInvalidConfiguration through cudaGetLastError, as a GPU does);
  *   cudaMemcpy/cudaMemset/cublasGemmEx ranges that are not inside one cudaMalloc allocation
  *   on the device side, or that are inside one on the host side.
+ *
+ * Streams and graphs (emu_streams.cpp): work queued on a stream runs at once, in call order,
+ * except while the stream is captured (cudaStreamBeginCapture): then launches, async copies,
+ * sets and products are recorded, with the kernel arguments and product scalars of the call,
+ * and run in order at each cudaGraphLaunch; an async copy from host memory reads it when the
+ * graph runs, as on a GPU. The capture rules of cudaStreamCaptureModeThreadLocal are enforced
+ * as a GPU does, by breaking the capture (the call returns cudaErrorStreamCaptureUnsupported
+ * or ...Implicit, cudaStreamEndCapture cudaErrorStreamCaptureInvalidated): a call that may
+ * wait for the device or allocate (cudaMalloc, cudaFree, cudaMemcpy, cudaMemset,
+ * cudaStreamSynchronize, cudaEventSynchronize, cudaHostAlloc, cudaFreeHost), work queued on
+ * another stream, an event recorded, and (stricter than a GPU) an async copy from or to host
+ * memory that is not from cudaHostAlloc. cudaGraphExecUpdate succeeds when the new graph has
+ * the same sequence of node kinds and kernels, and then takes all its parameters. With EMU_STATS
+ * set, a process that launched graphs says how many on stderr at exit.
  * x86-64 only (the fiber switch is a few lines of assembly in emu_threads.cpp). */
 #ifndef DLM_CUDAEMU_RUNTIME_H
 #define DLM_CUDAEMU_RUNTIME_H
@@ -41,6 +55,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -130,6 +146,10 @@ enum cudaError_t {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevice = 101,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureImplicit = 906,
+    cudaErrorGraphExecUpdateFailure = 910,
 };
 typedef cudaError_t cudaError;
 enum cudaMemcpyKind {
@@ -139,7 +159,20 @@ enum cudaMemcpyKind {
     cudaMemcpyDeviceToDevice = 3,
 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-typedef struct emu_stream *cudaStream_t;
+typedef struct emu_stream *cudaStream_t;  // nullptr: the legacy default stream
+typedef struct emu_event *cudaEvent_t;
+typedef struct emu_graph *cudaGraph_t;
+typedef struct emu_graph *cudaGraphExec_t;
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2,
+};
+struct cudaGraphExecUpdateResultInfo {
+    int result;
+    void *errorNode, *errorFromNode;
+};
+enum : unsigned { cudaHostAllocDefault = 0, cudaEventDisableTiming = 2 };
 
 cudaError_t cudaMalloc(void **p, size_t bytes);
 template <typename T> cudaError_t cudaMalloc(T **p, size_t bytes)
@@ -149,6 +182,26 @@ template <typename T> cudaError_t cudaMalloc(T **p, size_t bytes)
 cudaError_t cudaFree(void *p);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemset(void *p, int value, size_t bytes);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream);
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream);
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags);
+cudaError_t cudaFreeHost(void *p);
+cudaError_t cudaStreamCreate(cudaStream_t *stream);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned flags);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags = 0);
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph,
+                                cudaGraphExecUpdateResultInfo *info);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t cudaGetDeviceCount(int *n);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaRuntimeGetVersion(int *version);
@@ -163,21 +216,24 @@ template <typename F> cudaError_t cudaFuncSetAttribute(F *kernel, cudaFuncAttrib
 
 // ---- launches -------------------------------------------------------------------------------
 
-/* Runs body(arg) as every thread of a grid, block by block; `kernel` identifies the kernel for
- * cudaFuncSetAttribute's limit, `name` names it in messages. A bad configuration sets the error
- * cudaGetLastError returns and runs nothing. */
-void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const void *kernel,
-                  void (*body)(void *), void *arg);
+/* A launch of a grid running body(arg) in every thread: checked now (a bad configuration sets
+ * the error cudaGetLastError returns and queues nothing), then run block by block, or recorded
+ * when `stream` is being captured. `kernel` identifies the kernel (cudaFuncSetAttribute's
+ * limit, graph updates), `name` names it in messages. */
+void emu_submit_grid(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                     const void *kernel, void (*body)(void *), std::shared_ptr<void> arg);
 
 /* `k<<<grid, block, smem, stream>>>(args)` after rewrite.sh: emu_launch("k", grid, block,
- * smem)(k, args). The arguments are converted to the kernel's parameter types once, at the
- * launch, as CUDA copies them; every thread calls the kernel with that copy. */
+ * smem, stream)(k, args). The arguments are converted to the kernel's parameter types once, at
+ * the launch, as CUDA copies them; every thread (of every replay) calls the kernel with that
+ * copy. */
 struct emu_launch {
     const char *name;
     dim3 grid, block;
     size_t smem;
-    emu_launch(const char *n, dim3 g, dim3 b, size_t s = 0, cudaStream_t = nullptr)
-        : name(n), grid(g), block(b), smem(s)
+    cudaStream_t stream;
+    emu_launch(const char *n, dim3 g, dim3 b, size_t s = 0, cudaStream_t st = nullptr)
+        : name(n), grid(g), block(b), smem(s), stream(st)
     {
     }
     template <typename... P, typename... A> void operator()(void (*kernel)(P...), A &&...args)
@@ -190,9 +246,11 @@ struct emu_launch {
                 call *c = static_cast<call *>(self);
                 std::apply(c->kernel, c->args);
             }
-        } c{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
-        emu_run_grid(name, grid, block, smem, reinterpret_cast<const void *>(kernel), call::run,
-                     &c);
+        };
+        auto c = std::make_shared<call>(
+            call{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
+        emu_submit_grid(name, grid, block, smem, stream, reinterpret_cast<const void *>(kernel),
+                        call::run, c);
     }
 };
 

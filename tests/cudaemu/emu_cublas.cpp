@@ -13,11 +13,27 @@
 
 struct emu_cublas {
     cublasMath_t math;
+    cudaStream_t stream;  // where products are queued (cublasSetStream)
 };
 
 cublasStatus_t cublasCreate(cublasHandle_t *handle)
 {
-    *handle = new emu_cublas{CUBLAS_DEFAULT_MATH};
+    *handle = new emu_cublas{CUBLAS_DEFAULT_MATH, nullptr};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
+{
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    handle->stream = stream;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// (the emulated product needs no workspace; the buffer is only checked)
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t bytes)
+{
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (bytes) emu_expect_device(workspace, bytes, "cublasSetWorkspace");
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -84,16 +100,20 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
     emu_expect_host(alpha, 4, "cublasGemmEx alpha");
     emu_expect_host(beta, 4, "cublasGemmEx beta");
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-    const float *a = (const float *)A, *b = (const float *)B;
-    float *a16 = nullptr, *b16 = nullptr;
-    if (compute == CUBLAS_COMPUTE_32F_FAST_16BF && k > 0) {
-        a = a16 = bf16_copy(a, ta ? k : m, ta ? m : k, lda);
-        b = b16 = bf16_copy(b, tb ? n : k, tb ? k : n, ldb);
-    }
-    cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                n, k, *(const float *)alpha, a, lda, b, ldb, *(const float *)beta, (float *)C,
-                ldc);
-    free(a16);
-    free(b16);
-    return CUBLAS_STATUS_SUCCESS;
+    // the scalars are read at the call (host pointer mode), the operands when the product runs
+    const float al = *(const float *)alpha, be = *(const float *)beta;
+    const bool bf16 = compute == CUBLAS_COMPUTE_32F_FAST_16BF && k > 0;
+    cudaError_t err = emu_enqueue(handle->stream, nullptr, [=] {
+        const float *a = (const float *)A, *b = (const float *)B;
+        float *a16 = nullptr, *b16 = nullptr;
+        if (bf16) {
+            a = a16 = bf16_copy(a, ta ? k : m, ta ? m : k, lda);
+            b = b16 = bf16_copy(b, tb ? n : k, tb ? k : n, ldb);
+        }
+        cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    m, n, k, al, a, lda, b, ldb, be, (float *)C, ldc);
+        free(a16);
+        free(b16);
+    });
+    return err == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_SUPPORTED;
 }

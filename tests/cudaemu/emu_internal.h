@@ -1,10 +1,12 @@
 /* emu_internal: what the CUDA emulator's parts share (not for kernels): emu_threads.cpp (the
  * scheduler: fibers, barriers, shuffles, launches), emu_runtime.cpp (failures, the sticky error,
- * launch limits, device memory, the runtime API) and emu_cublas.cpp (the cuBLAS product). */
+ * launch limits, device memory, the runtime API), emu_streams.cpp (streams, events, pinned
+ * memory, capture and graphs) and emu_cublas.cpp (the cuBLAS product). */
 #ifndef DLM_CUDAEMU_INTERNAL_H
 #define DLM_CUDAEMU_INTERNAL_H
 
 #include <cstddef>
+#include <functional>
 
 #include "cuda_runtime.h"
 
@@ -30,5 +32,22 @@ size_t emu_smem_limit(const void *kernel);
  * (host); `what` names the operand in the message. */
 void emu_expect_device(const void *p, size_t bytes, const char *what);
 void emu_expect_host(const void *p, size_t bytes, const char *what);
+
+/* Whether [p, p + bytes) lies inside one cudaHostAlloc allocation. */
+bool emu_pinned(const void *p, size_t bytes);
+
+/* Whether stream is being captured. */
+bool emu_stream_capturing(cudaStream_t stream);
+
+/* Queues op on stream: runs it now, or records it in the capture when stream is being
+ * captured (key: the kernel of a launch, NULL for other work; graph updates compare keys).
+ * Work for another stream while a capture is active breaks the capture and returns
+ * cudaErrorStreamCaptureImplicit (also set as the error cudaGetLastError returns). */
+cudaError_t emu_enqueue(cudaStream_t stream, const void *key, std::function<void()> op);
+
+/* For a call that may wait for the device or allocate (`api` names it): while this thread
+ * captures, breaks the capture and returns cudaErrorStreamCaptureUnsupported; else
+ * cudaSuccess. */
+cudaError_t emu_capture_forbids(const char *api);
 
 #endif

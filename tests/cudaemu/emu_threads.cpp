@@ -398,15 +398,12 @@ static void schedule_from_env(void)
     else emu_fail("EMU_SCHEDULE=%s: expected forward, reverse or shuffle", s);
 }
 
-void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const void *kernel,
-                  void (*body)(void *), void *arg)
+/* Runs body(arg) as every thread of a grid (a checked configuration), block by block. */
+static void run_grid(const char *name, dim3 grid, dim3 block, size_t smem, void (*body)(void *),
+                     void *arg)
 {
     static std::mutex launch_lock;
     std::lock_guard<std::mutex> lock(launch_lock);
-    if (!valid_config(grid, block, smem, kernel)) {
-        emu_set_error(cudaErrorInvalidConfiguration);
-        return;
-    }
     schedule_from_env();
     emu_running_kernel = name;
     unsigned n = block.x * block.y * block.z;
@@ -443,4 +440,14 @@ void emu_run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const vo
     free(g.dyn_smem);
     g.dyn_smem = nullptr;
     emu_running_kernel = "(no kernel)";
+}
+
+void emu_submit_grid(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                     const void *kernel, void (*body)(void *), std::shared_ptr<void> arg)
+{
+    if (!valid_config(grid, block, smem, kernel)) {
+        emu_set_error(cudaErrorInvalidConfiguration);
+        return;
+    }
+    emu_enqueue(stream, kernel, [=] { run_grid(name, grid, block, smem, body, arg.get()); });
 }

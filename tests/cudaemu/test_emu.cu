@@ -1,8 +1,8 @@
 // test_emu: the CUDA emulator's own tests. The op tests lean on it to run kernels/ without a GPU,
 // so here it must compute what CUDA computes (thread coordinates, barriers, shuffles, shared
-// memory, launch limits, cuBLAS's product) and catch what it claims to catch (cuda_runtime.h):
-// every bug below is a small kernel that a GPU would hang on or get wrong, run in a child
-// process that must exit 70 with the message named beside it. TAP output (tests/unit/tap.h).
+// memory, launch limits, cuBLAS's product, stream capture and graphs) and catch what it claims
+// to catch (cuda_runtime.h): every bug below is a small kernel that a GPU would hang on or get
+// wrong, run in a child process that must exit 70 with the message named beside it. TAP output (tests/unit/tap.h).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,6 +76,10 @@ __global__ void k_block_chain(int *out)
 {
     if (threadIdx.x == 0) out[blockIdx.x] = blockIdx.x == 0 ? 1 : out[blockIdx.x - 1] + 1;
 }
+
+// x[t] += v, one thread per element: a graph's kernel node with one argument to update
+__global__ void k_add_to(int *x, int v) { x[threadIdx.x] += v; }
+__global__ void k_double(int *x) { x[threadIdx.x] *= 2; }
 
 // ---- buggy kernels: what the emulator must report --------------------------------------------
 
@@ -283,6 +287,103 @@ static void launch_64(const char *name, void (*kernel)(int *))
     emu_launch(name, 1, 64)(kernel, d);
 }
 
+/* A capture of: a copy of 4 ints from pinned host memory into d, then k_add_to(d, v). */
+static cudaGraph_t capture_add(cudaStream_t s, int *d, const int *pinned, int v)
+{
+    cudaGraph_t g = nullptr;
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    cudaMemcpyAsync(d, pinned, 4 * sizeof(int), cudaMemcpyHostToDevice, s);
+    emu_launch("k_add_to", 1, 4, 0, s)(k_add_to, d, v);
+    if (cudaStreamEndCapture(s, &g) != cudaSuccess) abort();
+    return g;
+}
+
+static bool equals(const int *d, std::vector<int> want) { return host_copy(d, 4) == want; }
+
+// A call that breaks a capture: its status, and whether the capture ends invalidated, without
+// having run the kernel queued before the call.
+static void t_capture_broken_by(const char *what, cudaStream_t s,
+                                cudaError_t (*call)(cudaStream_t, int *), cudaError_t want)
+{
+    int *d = device_copy(std::vector<int>(4, 0));
+    cudaGraph_t g = nullptr;
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    emu_launch("k_add_to", 1, 4, 0, s)(k_add_to, d, 1);
+    cudaError_t got = call(s, d);
+    cudaError_t end = cudaStreamEndCapture(s, &g);
+    cudaGetLastError();
+    CHECK(got == want && end == cudaErrorStreamCaptureInvalidated && !g &&
+              equals(d, {0, 0, 0, 0}),
+          "capture: %s returns %d (want %d), and the capture ends invalidated (%d), nothing run",
+          what, (int)got, (int)want, (int)end);
+    cudaFree(d);
+}
+
+static cudaError_t call_malloc(cudaStream_t, int *)
+{
+    void *p = nullptr;
+    return cudaMalloc(&p, 16);
+}
+static cudaError_t call_memcpy(cudaStream_t, int *d)
+{
+    int h[4] = {0};
+    return cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
+}
+static cudaError_t call_pageable_copy(cudaStream_t s, int *d)
+{
+    static int h[4];
+    return cudaMemcpyAsync(d, h, sizeof h, cudaMemcpyHostToDevice, s);
+}
+static cudaError_t call_legacy_launch(cudaStream_t, int *d)
+{
+    emu_launch("k_double", 1, 4)(k_double, d);
+    return cudaGetLastError();
+}
+static cudaError_t call_sync(cudaStream_t s, int *) { return cudaStreamSynchronize(s); }
+
+static void t_graphs(void)
+{
+    cudaStream_t s = nullptr;
+    cudaStreamCreate(&s);
+    int *d = device_copy(std::vector<int>(4, 0)), *pinned = nullptr;
+    cudaHostAlloc((void **)&pinned, 4 * sizeof(int), cudaHostAllocDefault);
+    for (int i = 0; i < 4; i++) pinned[i] = i;
+    cudaGraph_t g = capture_add(s, d, pinned, 10);
+    CHECK(equals(d, {0, 0, 0, 0}), "capture: nothing captured runs before the graph launches");
+    cudaGraphExec_t exec = nullptr;
+    cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    for (int i = 0; i < 4; i++) pinned[i] = 100 * i;
+    cudaGraphLaunch(exec, s);
+    CHECK(equals(d, {10, 110, 210, 310}), "graph launch: the copy reads the pinned memory as it "
+          "is at the launch, the kernel gets its captured argument");
+    g = capture_add(s, d, pinned, 20);
+    CHECK(cudaGraphExecUpdate(exec, g, nullptr) == cudaSuccess,
+          "cudaGraphExecUpdate with the same nodes succeeds");
+    cudaGraphDestroy(g);
+    cudaGraphLaunch(exec, s);
+    CHECK(equals(d, {20, 120, 220, 320}), "the updated graph runs with the new argument");
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    emu_launch("k_double", 1, 4, 0, s)(k_double, d);
+    cudaStreamEndCapture(s, &g);
+    cudaError_t upd = cudaGraphExecUpdate(exec, g, nullptr);
+    cudaGetLastError();
+    CHECK(upd == cudaErrorGraphExecUpdateFailure,
+          "cudaGraphExecUpdate to another kernel fails (%d)", (int)upd);
+    cudaGraphDestroy(g);
+    cudaGraphExecDestroy(exec);
+    cudaFree(d);
+    cudaFreeHost(pinned);
+    t_capture_broken_by("cudaMalloc", s, call_malloc, cudaErrorStreamCaptureUnsupported);
+    t_capture_broken_by("cudaMemcpy", s, call_memcpy, cudaErrorStreamCaptureUnsupported);
+    t_capture_broken_by("cudaMemcpyAsync from pageable memory", s, call_pageable_copy,
+                        cudaErrorStreamCaptureUnsupported);
+    t_capture_broken_by("a launch on the legacy stream", s, call_legacy_launch,
+                        cudaErrorStreamCaptureImplicit);
+    t_capture_broken_by("cudaStreamSynchronize", s, call_sync, cudaErrorStreamCaptureUnsupported);
+    cudaStreamDestroy(s);
+}
+
 static void run_divergent(void) { launch_64("k_divergent_barrier", k_divergent_barrier); }
 static void run_deadlock(void) { launch_64("k_deadlock", k_deadlock); }
 static void run_shuffle_after_exit(void)
@@ -360,6 +461,7 @@ int main(void)
     t_dynamic_shared();
     t_launch_limits();
     for (int v = 0; v < 8; v++) t_gemm(v & 1, v & 2, v & 4);
+    t_graphs();
 
     static const struct {
         const char *what;

@@ -4,6 +4,7 @@
  *  - device Philox (kernels/philox.cuh): its host transcription and its device run give
  *    lib/philox.c's words and uniforms bit for bit;
  *  - sedd_finish and sedd_project: bit-identical (IEEE subtractions of the same float scalars);
+ *    ids_from_tokens (the sampler's state as the embedding's ids): exact;
  *  - sedd_step, every kind for both graphs, 64- and 32-bit Philox and stored uniforms, at two
  *    shapes (V = 1001/1000: rows not a multiple of the 256-thread block; V = 50258, GPT-2's);
  *    the exp-space scores within 2 ulp (glibc's expf vs (float)exp((double)s), each within
@@ -114,6 +115,22 @@ static void t_project(size_t n)
     CHECK(memcmp(got, x, n * sizeof *x) == 0, "sedd_project n=%zu: exact", n);
     gpu->free(df);
     free(x), free(fixed), free(got);
+}
+
+static void t_ids_from_tokens(size_t n)
+{
+    int64_t *tokens = malloc(n * sizeof *tokens);
+    int32_t *ids = malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) tokens[i] = (int64_t)((i * 7919) % 50258);
+    int64_t *dt = up(tokens, n * sizeof *tokens);
+    int32_t *di = gpu->alloc(n * sizeof *di);
+    cpu->ids_from_tokens(ids, tokens, n);
+    gpu->ids_from_tokens(di, dt, n);
+    int32_t *got = down(di, n * sizeof *got);
+    CHECK(memcmp(got, ids, n * sizeof *ids) == 0 && ids[n - 1] == (int32_t)tokens[n - 1],
+          "ids_from_tokens n=%zu: exact", n);
+    gpu->free(dt);
+    free(tokens), free(ids), free(got);
 }
 
 // ---- one sampling step ------------------------------------------------------------------------
@@ -297,6 +314,8 @@ int main(int argc, char **argv)
     t_finish(3, 50258);
     t_project(1000);
     t_project(7);
+    t_ids_from_tokens(1000);
+    t_ids_from_tokens(7);
     for (int absorb = 1; absorb >= 0; absorb--)
         for (int kind = BE_SEDD_EULER; kind <= BE_SEDD_DENOISE; kind++)
             for (int v = 0; v < 3; v++) {

@@ -128,6 +128,11 @@ static void test_loop(enum config_graph type, enum sedd_predictor pred, const ch
     CHECK(sedd_sample(&backend_cpu, &g, &nz, &o, toy_score, &g, 1, L, ids + 2, fixed + 2 * L,
                       NULL, x1, NULL, &e) == 0 && memcmp(x1, x + 2 * L, sizeof x1) == 0,
           "%s: a record's sample does not depend on the batch", name);
+    /* a kept token outside the vocabulary is refused before anything runs */
+    fixed[5] = g.dim;
+    CHECK(sedd_sample(&backend_cpu, &g, &nz, &o, toy_score, &g, B, L, ids, fixed, NULL, x, NULL,
+                      &e) < 0 && strstr(e.msg, "outside the model's vocabulary"),
+          "%s: a kept token of id V is refused: %s", name, e.msg);
 }
 
 int main(void)
