@@ -119,7 +119,7 @@ static int cand_cmp(const void *a, const void *b)
 }
 
 /* Whether every draw is from the full softmax (no top-k, no top-p, not greedy): then the model
- * draws the tokens itself (gpt2_step_draw), and on a GPU the logits never leave it. */
+ * draws the tokens itself (gpt2_decode), and on a GPU the logits and tokens stay there. */
 static bool full_softmax(const struct options *o)
 {
     return o->temperature > 0 && o->top_k == 0 && o->top_p >= 1;
@@ -128,7 +128,7 @@ static bool full_softmax(const struct options *o)
 /* Draws one token from logits (V, host) for record `id` at sequence position `pos`:
  * temperature, then top-k, then top-p, then the inverse CDF at gpt2_draw_uniform — a pure
  * function of its arguments. From the full softmax this is the CPU's draw_rows op, the draw
- * gpt2_step_draw makes. */
+ * gpt2_decode makes. */
 static int32_t sample(const float *logits, int V, const struct options *o, uint64_t id,
                       uint32_t pos, struct cand *c)
 {
@@ -220,8 +220,9 @@ int main(int argc, char **argv)
     gpt2_state *s = gpt2_state_new(m, B, ctx, ctx > B ? ctx : B, &e);
     ts_record *recs = calloc((size_t)B, sizeof *recs);
     int32_t *seq = malloc((size_t)B * ctx * sizeof *seq), *tok = malloc((size_t)B * sizeof *tok);
-    int32_t *drawn = malloc((size_t)B * sizeof *drawn);
-    double *u = malloc((size_t)B * sizeof *u);
+    /* (steps, B): gpt2_decode's uniforms and draws */
+    int32_t *drawn = malloc((size_t)B * ctx * sizeof *drawn);
+    double *u = malloc((size_t)B * ctx * sizeof *u);
     int *plen = malloc((size_t)B * sizeof *plen), *pos = malloc((size_t)B * sizeof *pos);
     float *logits = malloc((size_t)B * V * sizeof *logits);
     struct cand *cand = malloc((size_t)V * sizeof *cand);
@@ -269,29 +270,33 @@ int main(int argc, char **argv)
             if (gpt2_forward(m, s, b, 1, plen[b], seq + (size_t)b * ctx, 0, NULL, &po, &e) < 0)
                 die("record %llu: %s", (unsigned long long)recs[b].id, e.msg);
         }
-        /* token k of each row: from the prefill's logits (k = 0), else drawn by the step that
-         * fed token k - 1 (full softmax) or from the logits it returned */
-        bool step_draws = full_softmax(&o);
-        for (int k = 0; k < L; k++) {
-            for (int b = 0; b < nb; b++) {
-                pos[b] = plen[b] + k;
-                if (k == 0 || !step_draws)
+        /* token 0 of each row from the prefill's logits; token k from the decoding step that
+         * fed token k - 1: drawn by the model (full softmax) or from the logits it returned */
+        for (int b = 0; b < nb; b++) {
+            pos[b] = plen[b];
+            tok[b] = sample(logits + (size_t)b * V, V, &o, recs[b].id, (uint32_t)pos[b], cand);
+            seq[(size_t)b * ctx + pos[b]] = tok[b];
+        }
+        if (full_softmax(&o) && L > 1) {
+            for (int k = 1; k < L; k++)
+                for (int b = 0; b < nb; b++)
+                    u[(size_t)(k - 1) * nb + b] = gpt2_draw_uniform(
+                        o.common.seed, recs[b].id, (uint32_t)(pos[b] + k), (int)o.rng_bits);
+            if (gpt2_decode(m, s, nb, tok, pos, L - 1, u, 1.0 / o.temperature, drawn, &e) < 0)
+                die("%s", e.msg);
+            for (int k = 1; k < L; k++)
+                for (int b = 0; b < nb; b++)
+                    seq[(size_t)b * ctx + pos[b] + k] = drawn[(size_t)(k - 1) * nb + b];
+        } else {
+            for (int k = 1; k < L; k++) {
+                if (gpt2_step(m, s, nb, tok, pos, logits, &e) < 0) die("%s", e.msg);
+                for (int b = 0; b < nb; b++) {
+                    pos[b]++;
                     tok[b] = sample(logits + (size_t)b * V, V, &o, recs[b].id, (uint32_t)pos[b],
                                     cand);
-                seq[(size_t)b * ctx + pos[b]] = tok[b];
+                    seq[(size_t)b * ctx + pos[b]] = tok[b];
+                }
             }
-            if (k + 1 == L) break;
-            int rc_step;
-            if (step_draws) {
-                for (int b = 0; b < nb; b++)
-                    u[b] = gpt2_draw_uniform(o.common.seed, recs[b].id, (uint32_t)pos[b] + 1,
-                                             (int)o.rng_bits);
-                rc_step = gpt2_step_draw(m, s, nb, tok, pos, u, 1.0 / o.temperature, drawn, &e);
-                memcpy(tok, drawn, (size_t)nb * sizeof *tok);
-            } else {
-                rc_step = gpt2_step(m, s, nb, tok, pos, logits, &e);
-            }
-            if (rc_step < 0) die("%s", e.msg);
         }
         for (int b = 0; b < nb; b++) {
             ts_record *r = &recs[b];

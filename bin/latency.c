@@ -4,7 +4,7 @@
  * whole (B, L) batch, then the denoiser) — as in the paper's Figure 1 (specs/eval.md §8).
  * Warm-up runs, then the median and the 10th/90th percentiles of R timed runs; model loading is
  * not timed. On --device cuda the models run on the GPU; a run ends with its tokens in host
- * memory (GPT-2's tokens come back after each step, drawn on the device, SEDD's at the end), so
+ * memory (both models' tokens stay on the device between steps and come back at the end), so
  * each timed run includes the device's synchronisation. Prints CSV or JSON rows (model, steps,
  * batch, length, median_s, p10, p90, repeats, device, precision). */
 #include <getopt.h>
@@ -167,8 +167,8 @@ struct bench {
 
 /* One GPT-2 run: B sequences of L tokens from <|endoftext|>, each drawn from the full softmax by
  * the inverse CDF (draw_rows): the first from the prefill's logits on the host, the others by
- * gpt2_step_draw where the model runs (on a GPU the logits never leave it). Dies on a model
- * error. */
+ * gpt2_decode where the model runs (on a GPU the logits and tokens stay there until the end).
+ * Dies on a model error. */
 static void run_gpt2(struct bench *b, int B)
 {
     const struct config_gpt2 *g = gpt2_config(b->gpt2);
@@ -179,15 +179,14 @@ static void run_gpt2(struct bench *b, int B)
     if (gpt2_forward(b->gpt2, b->state, 0, B, 1, b->tok, 0, NULL, &po, &e) < 0) die("%s", e.msg);
     for (int r = 0; r < B; r++) b->u[r] = gpt2_draw_uniform(b->seed, (uint64_t)r, 1, 64);
     backend_cpu.draw_rows(b->tok, b->logits, b->u, B, V, 1.0);
-    for (int k = 1; k < b->L; k++) {  /* feed the token at position k, draw the next */
-        for (int r = 0; r < B; r++) {
-            b->pos[r] = k;
-            b->u[r] = gpt2_draw_uniform(b->seed, (uint64_t)r, (uint32_t)k + 1, 64);
-        }
-        if (gpt2_step_draw(b->gpt2, b->state, B, b->tok, b->pos, b->u, 1.0, b->drawn, &e) < 0)
-            die("%s", e.msg);
-        memcpy(b->tok, b->drawn, (size_t)B * sizeof *b->tok);
-    }
+    if (b->L < 2) return;
+    for (int r = 0; r < B; r++) b->pos[r] = 1;  /* decoding step k - 1 feeds position k */
+    for (int k = 1; k < b->L; k++)
+        for (int r = 0; r < B; r++)
+            b->u[(size_t)(k - 1) * B + r] =
+                gpt2_draw_uniform(b->seed, (uint64_t)r, (uint32_t)k + 1, 64);
+    if (gpt2_decode(b->gpt2, b->state, B, b->tok, b->pos, b->L - 1, b->u, 1.0, b->drawn, &e) < 0)
+        die("%s", e.msg);
 }
 
 /* One SEDD run: B unconditional sequences of L tokens at `steps` steps. */
@@ -291,8 +290,8 @@ int main(int argc, char **argv)
         if (!b.state) die("%s", e.msg);
         b.logits = malloc((size_t)maxB * V * sizeof *b.logits);
         b.tok = malloc((size_t)maxB * sizeof *b.tok);
-        b.drawn = malloc((size_t)maxB * sizeof *b.drawn);
-        b.u = malloc((size_t)maxB * sizeof *b.u);
+        b.drawn = malloc((size_t)maxB * b.L * sizeof *b.drawn);  /* (L - 1, B) draws */
+        b.u = malloc((size_t)maxB * b.L * sizeof *b.u);
         b.pos = malloc((size_t)maxB * sizeof *b.pos);
         if (!b.logits || !b.tok || !b.drawn || !b.u || !b.pos) die("out of memory");
     }

@@ -7,8 +7,9 @@
 // alternating, each reused only after the launch that read it has run (an event).
 // A step that allocates or frees device memory (the first step of a run, whose buffers are
 // made then) cannot be captured: the capture is dropped and the step queued op by op, and the
-// next step is captured again. Graphs are given up, with a message, when two captures in a row
-// break, or when the CUDA runtime refuses one.
+// next step is captured again; so is a step whose capture the runtime refuses. Graphs are
+// given up, with a message, when two captures in a row fail, or when the runtime refuses to
+// begin one, instantiate it or launch it.
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -130,16 +131,19 @@ int cu_graph_run(int (*enqueue)(void *ctx, err_t *e), void *ctx, err_t *e)
     err = cudaStreamEndCapture(cu_stream, &graph);
     for (void *p : g.frees) cudaFree(p);
     g.frees.clear();
-    if (graph && (err != cudaSuccess || g.broken)) cudaGraphDestroy(graph);
-    if (g.broken) {  // the step allocated, freed or overflowed the staging buffer
+    if (g.broken || err != cudaSuccess) {
+        // the step allocated, freed or overflowed the staging buffer (g.broken), or the runtime
+        // refused something in it (err: say, a kernel module that lazy loading had not loaded
+        // yet); run op by op, it will not do that a second time
+        if (graph) cudaGraphDestroy(graph);
         cudaGetLastError();
         bool again = ++g.broken_in_a_row >= 2;
-        return run_ops(again ? "two steps in a row could not be captured (they allocate or free "
-                               "device memory, or upload more than 4 MB)"
+        return run_ops(again ? "two steps in a row could not be captured as CUDA graphs (they "
+                               "allocate or free device memory, upload more than 4 MB, or the "
+                               "runtime refuses them)"
                              : nullptr,
-                       cudaSuccess, enqueue, ctx, e);
+                       err, enqueue, ctx, e);
     }
-    if (err != cudaSuccess) return run_ops("a step could not be captured", err, enqueue, ctx, e);
     g.broken_in_a_row = 0;
     if (rc < 0) {  // a host-side failure (the message is in e); nothing was queued
         cudaGraphDestroy(graph);

@@ -371,8 +371,8 @@ int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const i
 }
 
 /* Queues the draws from the logits of the rows h (n,C) without leaving the backend: NLL_CHUNK
- * rows at a time through s->logits, dtok[i] (backend memory) = draw_rows at u[i] (host). */
-static int draw_out(const gpt2_t *m, gpt2_state *s, const float *h, int n, const double *u,
+ * rows at a time through s->logits, dtok[i] = draw_rows at du[i] (backend memory, n each). */
+static int draw_out(const gpt2_t *m, gpt2_state *s, const float *h, int n, const double *du,
                     double inv_t, int32_t *dtok, err_t *e)
 {
     const backend *be = m->be;
@@ -382,29 +382,32 @@ static int draw_out(const gpt2_t *m, gpt2_state *s, const float *h, int n, const
         int k = n - i0 < NLL_CHUNK ? n - i0 : NLL_CHUNK;
         be->matmul_rows(s->logits, h + (size_t)i0 * C, m->lm_head, NULL, k, C, V, BE_OUT_IN,
                         false);
-        const double *du = upload(be, s->lp_dev, u + i0, (size_t)k * sizeof *u, e);
-        if (!du) return ERR_FAIL;
-        be->draw_rows(dtok + i0, s->logits, du, k, V, inv_t);
+        be->draw_rows(dtok + i0, s->logits, du + i0, k, V, inv_t);
     }
     return 0;
 }
 
-/* The decoding step up to the final layer norm: s->ln (B,C) for the rows' tokens. */
-static int step_hidden(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids,
-                       const int *pos, err_t *e)
+/* Checks a step's batch and positions (pos[b] + ahead must fit the cache). */
+static int check_step(const gpt2_state *s, int B, const int *pos, int ahead, err_t *e)
+{
+    if (B < 1 || B > s->rows || B > s->max_tokens)
+        return err_set(e, "gpt2: bad step batch %d (rows %d)", B, s->rows);
+    for (int b = 0; b < B; b++)
+        if (pos[b] < 0 || pos[b] + ahead >= s->cap)
+            return err_set(e, "position %d is past the context (%d positions)", pos[b] + ahead,
+                           s->cap);
+    return 0;
+}
+
+/* Queues the decoding step up to the final layer norm: s->ln (B,C) for the rows' tokens dids
+ * (backend memory, checked) at positions pos (checked). */
+static void step_hidden(const gpt2_t *m, gpt2_state *s, int B, const int32_t *dids,
+                        const int *pos)
 {
     const backend *be = m->be;
     int C = (int)m->cfg.n_embd, H = (int)m->cfg.n_head, d = C / H, L = (int)m->cfg.n_layer;
     float eps = (float)m->cfg.layer_norm_epsilon;
-    if (B < 1 || B > s->rows || B > s->max_tokens)
-        return err_set(e, "gpt2: bad step batch %d (rows %d)", B, s->rows);
-    if (check_ids(m, ids, (size_t)B, e) < 0) return ERR_FAIL;
-    for (int b = 0; b < B; b++)
-        if (pos[b] < 0 || pos[b] >= s->cap)
-            return err_set(e, "position %d is past the context (%d positions)", pos[b], s->cap);
     size_t rstride = (size_t)H * s->cap * d;
-    const int32_t *dids = upload(be, s->ids, ids, (size_t)B * sizeof *ids, e);
-    if (!dids) return ERR_FAIL;
     /* The position-dependent ops take one position per call: rows at one position (sampling
      * from <|endoftext|>, equal prompts) go in one call, others one call per row. Each row's
      * arithmetic is the same either way. */
@@ -428,43 +431,64 @@ static int step_hidden(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids
         block_tail(m, s, l, B, true);
     }
     be->layernorm(s->ln, s->x, m->lnf_w, m->lnf_b, B, C, eps);
-    return 0;
 }
 
 int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
               float *logits, err_t *e)
 {
-    if (step_hidden(m, s, B, ids, pos, e) < 0) return ERR_FAIL;
+    if (check_step(s, B, pos, 0, e) < 0 || check_ids(m, ids, (size_t)B, e) < 0) return ERR_FAIL;
+    const int32_t *dids = upload(m->be, s->ids, ids, (size_t)B * sizeof *ids, e);
+    if (!dids) return ERR_FAIL;
+    step_hidden(m, s, B, dids, pos);
     return logits_out(m, s, s->ln, B, logits, true, e);
 }
 
-/* A decoding step with draws, as run_step queues it. */
-struct draw_step {
+/* One step of gpt2_decode, as run_step queues it. */
+struct decode_step {
     const gpt2_t *m;
     gpt2_state *s;
     int B;
-    const int32_t *ids;
-    const int *pos;
-    const double *u;
+    const int *pos;        /* (B) host: the positions fed */
+    const int32_t *ids;    /* (B) backend: the tokens fed */
+    const double *u;       /* (B) backend: the draws' uniforms */
     double inv_t;
-    int32_t *dtok;  /* (B) the draws, in backend memory */
+    int32_t *next;         /* (B) backend: the draws */
 };
 
-static int enqueue_draw_step(void *step, err_t *e)
+static int enqueue_decode_step(void *step, err_t *e)
 {
-    const struct draw_step *c = step;
-    if (step_hidden(c->m, c->s, c->B, c->ids, c->pos, e) < 0) return ERR_FAIL;
-    return draw_out(c->m, c->s, c->s->ln, c->B, c->u, c->inv_t, c->dtok, e);
+    const struct decode_step *c = step;
+    step_hidden(c->m, c->s, c->B, c->ids, c->pos);
+    return draw_out(c->m, c->s, c->s->ln, c->B, c->u, c->inv_t, c->next, e);
 }
 
-int gpt2_step_draw(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
-                   const double *u, double inv_t, int32_t *tok, err_t *e)
+int gpt2_decode(const gpt2_t *m, gpt2_state *s, int B, const int32_t *tok, const int *pos,
+                int n_steps, const double *u, double inv_t, int32_t *out, err_t *e)
 {
-    /* off the CPU the draws overwrite the step's ids (the embedding has read them by then), so
-     * the step is one run_step (a CUDA graph) and one download */
-    struct draw_step c = {m, s, B, ids, pos, u, inv_t, host_memory(m->be) ? tok : s->ids};
-    if (m->be->run_step(enqueue_draw_step, &c, e) < 0) return ERR_FAIL;
-    return download(m->be, tok, c.dtok, (size_t)B * sizeof *tok, e);
+    const backend *be = m->be;
+    if (n_steps < 1) return 0;
+    if (check_step(s, B, pos, n_steps - 1, e) < 0 || check_ids(m, tok, (size_t)B, e) < 0)
+        return ERR_FAIL;
+    const size_t n = (size_t)B * (size_t)n_steps;
+    int32_t *dtok = be->alloc((n + (size_t)B) * sizeof *dtok);  /* row 0 tok, row k + 1 step k's */
+    double *du = be->alloc(n * sizeof *du);
+    int *pk = malloc((size_t)B * sizeof *pk);
+    int rc = dtok && du && pk ? 0
+                              : err_set(e, "gpt2: out of memory for %d decoding steps", n_steps);
+    if (rc == 0) rc = be->to_device(dtok, tok, (size_t)B * sizeof *tok, e);
+    if (rc == 0) rc = be->to_device(du, u, n * sizeof *u, e);
+    struct decode_step c = {.m = m, .s = s, .B = B, .pos = pk, .inv_t = inv_t};
+    for (int k = 0; rc == 0 && k < n_steps; k++) {
+        for (int b = 0; b < B; b++) pk[b] = pos[b] + k;
+        c.ids = dtok + (size_t)k * B;
+        c.u = du + (size_t)k * B;
+        c.next = dtok + (size_t)(k + 1) * B;
+        rc = be->run_step(enqueue_decode_step, &c, e);
+    }
+    if (rc == 0) rc = be->to_host(out, dtok + B, n * sizeof *out, e);
+    be->free(dtok), be->free(du);
+    free(pk);
+    return rc;
 }
 
 double gpt2_draw_uniform(uint64_t seed, uint64_t id, uint32_t pos, int bits)

@@ -54,10 +54,14 @@ int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const i
  * (matmul_rows, single-query attention): row b's logits do not depend on B or the other rows. */
 int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
               float *logits, err_t *e);
-/* gpt2_step, then tok[b] = a draw from row b's softmax at temperature 1/inv_t by the inverse
- * CDF at u[b] (the backend's draw_rows: on a GPU the logits stay there). u, tok: host, (B). */
-int gpt2_step_draw(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
-                   const double *u, double inv_t, int32_t *tok, err_t *e);
+/* n_steps decoding steps from the tokens tok (B) at positions pos (B): step k feeds row b's
+ * token at position pos[b] + k (tok for k = 0, then the token step k − 1 drew) and draws the
+ * next, out[k·B + b], from its softmax at temperature 1/inv_t by the inverse CDF at
+ * u[k·B + b] (the backend's draw_rows). The tokens stay where the model runs between steps,
+ * each step one run_step (a CUDA graph on a GPU), and come to the host at the end. u (n_steps,
+ * B), out (n_steps, B), tok, pos: host. pos[b] + n_steps − 1 must be inside the cache. */
+int gpt2_decode(const gpt2_t *m, gpt2_state *s, int B, const int32_t *tok, const int *pos,
+                int n_steps, const double *u, double inv_t, int32_t *out, err_t *e);
 /* The uniform of record `id`'s draw at sequence position pos: Philox(seed, id, 0, pos), lane 0,
  * from 64 bits (bits = 64) or 32; so a sample does not depend on the batch or the sharding. */
 double gpt2_draw_uniform(uint64_t seed, uint64_t id, uint32_t pos, int bits);
