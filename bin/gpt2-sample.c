@@ -3,12 +3,14 @@
  * (seed, record id, position), so a sample does not depend on --batch, --threads or sharding. */
 #include <getopt.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "cli.h"
 #include "gpt2.h"
+#include "trunc_sample.h"
 #include "tstream.h"
 
 static int usage(FILE *fp, int status)
@@ -105,19 +107,6 @@ static void parse_options(int argc, char **argv, struct options *o)
     if (o->n < 0) o->n = 1;
 }
 
-/* Logit/index pairs for the top-k/top-p sort: descending logit, ascending index on ties. */
-struct cand {
-    float z;
-    int32_t i;
-};
-
-static int cand_cmp(const void *a, const void *b)
-{
-    const struct cand *x = a, *y = b;
-    if (x->z != y->z) return x->z > y->z ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
 /* Whether every draw is from the full softmax (no top-k, no top-p, not greedy): then the model
  * draws the tokens itself (gpt2_decode), and on a GPU the logits and tokens stay there. */
 static bool full_softmax(const struct options *o)
@@ -126,11 +115,11 @@ static bool full_softmax(const struct options *o)
 }
 
 /* Draws one token from logits (V, host) for record `id` at sequence position `pos`:
- * temperature, then top-k, then top-p, then the inverse CDF at gpt2_draw_uniform — a pure
- * function of its arguments. From the full softmax this is the CPU's draw_rows op, the draw
- * gpt2_decode makes. */
+ * temperature, then top-k, then top-p (trunc_sample), then the inverse CDF at
+ * gpt2_draw_uniform — a pure function of its arguments. From the full softmax this is the CPU's
+ * draw_rows op, the draw gpt2_decode makes. ws: a workspace of this thread's. */
 static int32_t sample(const float *logits, int V, const struct options *o, uint64_t id,
-                      uint32_t pos, struct cand *c)
+                      uint32_t pos, trunc_sample_ws *ws)
 {
     if (o->temperature == 0) {
         int32_t best = 0;
@@ -144,42 +133,21 @@ static int32_t sample(const float *logits, int V, const struct options *o, uint6
         backend_cpu.draw_rows(&tok, logits, &u, 1, V, 1.0 / o->temperature);
         return tok;
     }
-    int n = V;
-    for (int j = 0; j < V; j++) c[j] = (struct cand){logits[j], j};
-    qsort(c, (size_t)V, sizeof *c, cand_cmp);
-    if (o->top_k > 0 && o->top_k < n) n = (int)o->top_k;
-    float mx = -INFINITY;
-    for (int j = 0; j < n; j++)
-        if (c[j].z > mx) mx = c[j].z;
-    double inv_t = 1.0 / o->temperature, total = 0;
-    double *p = malloc((size_t)n * sizeof *p);
-    if (!p) die("out of memory");
-    for (int j = 0; j < n; j++) total += p[j] = exp(((double)c[j].z - mx) * inv_t);
-    if (o->top_p < 1) { /* smallest prefix (in sorted order) with mass >= top_p */
-        double cum = 0, keep_total = 0;
-        int keep = n;
-        for (int j = 0; j < n; j++) {
-            cum += p[j];
-            if (cum >= o->top_p * total) {
-                keep = j + 1;
-                break;
-            }
-        }
-        n = keep;
-        for (int j = 0; j < n; j++) keep_total += p[j];
-        total = keep_total;
+    return trunc_sample_draw(ws, logits, V, 1.0 / o->temperature, o->top_k, o->top_p, u);
+}
+
+/* Token pos[b] of each of the nb rows, sampled from its logits (V each) and written to tok and
+ * the row's sequence in seq (ctx per row); rows are spread over the threads, ws[t] thread t's. */
+static void sample_rows(const float *logits, int V, const struct options *o,
+                        const ts_record *recs, const int *pos, int nb, int32_t *tok,
+                        int32_t *seq, int ctx, trunc_sample_ws **ws)
+{
+#pragma omp parallel for schedule(dynamic, 1) if (nb > 1 && !full_softmax(o))
+    for (int b = 0; b < nb; b++) {
+        tok[b] = sample(logits + (size_t)b * V, V, o, recs[b].id, (uint32_t)pos[b],
+                        ws[omp_get_thread_num()]);
+        seq[(size_t)b * ctx + pos[b]] = tok[b];
     }
-    double target = u * total, cum = 0;
-    int32_t tok = c[n - 1].i;
-    for (int j = 0; j < n; j++) {
-        cum += p[j];
-        if (cum > target) {
-            tok = c[j].i;
-            break;
-        }
-    }
-    free(p);
-    return tok;
 }
 
 int main(int argc, char **argv)
@@ -225,9 +193,12 @@ int main(int argc, char **argv)
     double *u = malloc((size_t)B * ctx * sizeof *u);
     int *plen = malloc((size_t)B * sizeof *plen), *pos = malloc((size_t)B * sizeof *pos);
     float *logits = malloc((size_t)B * V * sizeof *logits);
-    struct cand *cand = malloc((size_t)V * sizeof *cand);
-    if (!s || !recs || !seq || !tok || !drawn || !u || !plen || !pos || !logits || !cand)
+    int n_ws = omp_get_max_threads();
+    trunc_sample_ws **ws = calloc((size_t)n_ws, sizeof *ws);
+    if (!s || !recs || !seq || !tok || !drawn || !u || !plen || !pos || !logits || !ws)
         die("%s", s ? "out of memory" : e.msg);
+    for (int t = 0; t < n_ws; t++)
+        if (!(ws[t] = trunc_sample_ws_new(V))) die("out of memory");
 
     for (uint64_t next = 0;;) {
         int nb = 0, rc = 0, L = 0;
@@ -272,11 +243,8 @@ int main(int argc, char **argv)
         }
         /* token 0 of each row from the prefill's logits; token k from the decoding step that
          * fed token k - 1: drawn by the model (full softmax) or from the logits it returned */
-        for (int b = 0; b < nb; b++) {
-            pos[b] = plen[b];
-            tok[b] = sample(logits + (size_t)b * V, V, &o, recs[b].id, (uint32_t)pos[b], cand);
-            seq[(size_t)b * ctx + pos[b]] = tok[b];
-        }
+        memcpy(pos, plen, (size_t)nb * sizeof *pos);
+        sample_rows(logits, V, &o, recs, pos, nb, tok, seq, ctx, ws);
         if (full_softmax(&o) && L > 1) {
             for (int k = 1; k < L; k++)
                 for (int b = 0; b < nb; b++)
@@ -290,12 +258,8 @@ int main(int argc, char **argv)
         } else {
             for (int k = 1; k < L; k++) {
                 if (gpt2_step(m, s, nb, tok, pos, logits, &e) < 0) die("%s", e.msg);
-                for (int b = 0; b < nb; b++) {
-                    pos[b]++;
-                    tok[b] = sample(logits + (size_t)b * V, V, &o, recs[b].id, (uint32_t)pos[b],
-                                    cand);
-                    seq[(size_t)b * ctx + pos[b]] = tok[b];
-                }
+                for (int b = 0; b < nb; b++) pos[b]++;
+                sample_rows(logits, V, &o, recs, pos, nb, tok, seq, ctx, ws);
             }
         }
         for (int b = 0; b < nb; b++) {
@@ -314,7 +278,8 @@ int main(int argc, char **argv)
     cli_output_commit(&out);
     for (int b = 0; b < B; b++) ts_record_free(&recs[b]);
     free(recs), free(seq), free(tok), free(drawn), free(u), free(plen), free(pos), free(logits);
-    free(cand);
+    for (int t = 0; t < n_ws; t++) trunc_sample_ws_free(ws[t]);
+    free(ws);
     gpt2_state_free(s);
     ts_header_free(&h);
     ts_reader_free(rd);

@@ -11,6 +11,7 @@
 #include "matmul.cuh"
 
 static cublasHandle_t handle;
+static void *workspace;  // cuBLAS's, for the handle's life
 static cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
 
 void cu_matmul_set_bf16(int bf16)
@@ -25,7 +26,6 @@ enum : size_t { CUBLAS_WORKSPACE = (size_t)32 << 20 };
 int cu_matmul_init(void)
 {
     if (handle) return 0;
-    void *workspace = nullptr;
     CUDA_CHECK(cudaMalloc(&workspace, CUBLAS_WORKSPACE), -1);
     CUBLAS_CHECK(cublasCreate(&handle), -1);
     CUBLAS_CHECK(cublasSetStream(handle, cu_stream), -1);

@@ -1,14 +1,16 @@
 #!/bin/sh
 # bench_gpt2: GPT-2 (124M shape: L 12, H 12, C 768, V 50257, context 1024; random weights) on the
 # CPU — scoring at B=1,T=1024 and B=8,T=128 (gpt2-score), sampling 256 tokens at batch 1 and 8
-# with the KV cache (gpt2-sample) — beside PyTorch (Debian's python3-torch, a benchmark-only
-# dependency installed here with apt-get when missing) running the same shapes in the same run,
+# with the KV cache (gpt2-sample), from the full softmax and, at batch 8, top-p 0.95 (the paper's
+# nucleus; PyTorch with Hugging Face's top-p rule) — beside PyTorch (Debian's python3-torch, a
+# benchmark-only dependency installed here with apt-get when missing) running the same shapes in
+# the same run,
 # and our achieved GFLOP/s as a fraction of the sgemm peak measured in the same run.
 # Ours runs without OPENBLAS_CORETYPE (the project picks the kernel itself: lib/backend.h);
 # PyTorch gets the best setting by hand: OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs (its BLAS
 # is the same OpenBLAS), OMP_WAIT_POLICY=passive (what ours sets itself) and
 # torch.set_num_threads(threads). Its sampling runs once (no warm-up run) to keep the bench short.
-# Environment: BENCH_THREADS [2], BENCH_REPEATS [3], BENCH_DIR [build/bench/gpt2]. About 2
+# Environment: BENCH_THREADS [2], BENCH_REPEATS [3], BENCH_DIR [build/bench/gpt2]. About 3
 # minutes on 2 cores, most of it PyTorch sampling; the checkpoint (500 MB) is kept for reruns.
 # Run from the repository root after `make` (make bench does).
 set -eu
@@ -56,6 +58,7 @@ s8=$(timed run_ours bin/gpt2-score -j "$threads" -b 8 -m "$dir/ckpt" "$dir/b8t12
 s8_0=$(timed run_ours bin/gpt2-score -j "$threads" -b 8 -m "$dir/ckpt" "$dir/b8t128.1.mp")
 g1=$(timed run_ours bin/gpt2-sample -j "$threads" -b 1 -n 1 -l 256 -m "$dir/ckpt")
 g8=$(timed run_ours bin/gpt2-sample -j "$threads" -b 8 -n 8 -l 256 -m "$dir/ckpt")
+g8p=$(timed run_ours bin/gpt2-sample -j "$threads" -b 8 -n 8 -l 256 -p 0.95 -m "$dir/ckpt")
 
 pyout=""
 if $py -c 'import torch' 2>/dev/null; then
@@ -70,7 +73,8 @@ fi
 torch_of() { echo "$pyout" | awk -v k="$1" '$1 == k { print $2 }'; }
 
 # FLOPs per token: the matrices (24 L C^2 + 2 C V) plus attention (4 L C x mean keys seen)
-awk -v load="$load" -v s1="$s1" -v s8="$s8" -v s1_0="$s1_0" -v s8_0="$s8_0" -v g1="$g1" -v g8="$g8" -v r="$repeats" \
+awk -v load="$load" -v s1="$s1" -v s8="$s8" -v s1_0="$s1_0" -v s8_0="$s8_0" -v g1="$g1" -v g8="$g8" \
+    -v g8p="$g8p" -v t_g8p="$(torch_of sample_B8_topp)" -v r="$repeats" \
     -v L=$L -v C=$C -v V=$V -v peak="$peak" -v core="$core" -v thr="$threads" \
     -v t_s1="$(torch_of score_B1_T1024)" -v t_s8="$(torch_of score_B8_T128)" \
     -v t_g1="$(torch_of sample_B1)" -v t_g8="$(torch_of sample_B8)" '
@@ -89,4 +93,5 @@ BEGIN {
     row("score B=8 T=128", 8 * 128 * r, s8 - s8_0, 64.5, t_s8)
     row("sample B=1 256 tokens", 256, g1 - load, 128.5, t_g1)
     row("sample B=8 256 tokens", 8 * 256, g8 - load, 128.5, t_g8)
+    row("sample B=8 top-p 0.95", 8 * 256, g8p - load, 128.5, t_g8p)
 }'

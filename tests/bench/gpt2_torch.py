@@ -71,6 +71,15 @@ class GPT2(torch.nn.Module):
         return x @ self.wte.t(), new_cache
 
 
+def nucleus(z, top_p):
+    """Hugging Face's TopPLogitsWarper: the tokens outside the smallest set of highest
+    probability whose mass reaches top_p get -inf."""
+    sz, order = z.sort(dim=-1)
+    drop = sz.softmax(-1).cumsum(-1) <= 1 - top_p
+    drop[..., -1] = False
+    return z.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+
+
 def best(fn, repeats, warm=True):
     if warm:
         fn()  # warm-up
@@ -98,16 +107,20 @@ def main():
 
             print(f"score_B{B}_T{T} {B * T / best(score, repeats):.1f}", flush=True)
         N = 256
-        for B in (1, 8):
+        for B, top_p in ((1, 1.0), (8, 1.0), (8, 0.95)):
             def sample():
                 tok = torch.full((B, 1), V - 1, dtype=torch.long)
                 cache, past = None, 0
                 for _ in range(N):
                     logits, cache = m(tok, cache, past)
                     past += 1
-                    tok = torch.multinomial(logits[:, -1].softmax(-1), 1)
+                    z = logits[:, -1]
+                    if top_p < 1:
+                        z = nucleus(z, top_p)
+                    tok = torch.multinomial(z.softmax(-1), 1)
 
-            print(f"sample_B{B} {B * N / best(sample, 1, warm=False):.1f}", flush=True)
+            name = f"sample_B{B}" + ("_topp" if top_p < 1 else "")
+            print(f"{name} {B * N / best(sample, 1, warm=False):.1f}", flush=True)
 
 
 if __name__ == "__main__":
