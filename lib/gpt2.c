@@ -433,13 +433,42 @@ static void step_hidden(const gpt2_t *m, gpt2_state *s, int B, const int32_t *di
     be->layernorm(s->ln, s->x, m->lnf_w, m->lnf_b, B, C, eps);
 }
 
+/* One step of gpt2_step, as run_step queues it: the tokens uploaded, the hidden states, and
+ * when logits_in_step the logits (at most NLL_CHUNK rows) into s->logits. */
+struct logits_step {
+    const gpt2_t *m;
+    gpt2_state *s;
+    int B;
+    const int32_t *ids;  /* (B) host */
+    const int *pos;      /* (B) host */
+    bool logits_in_step;
+};
+
+static int enqueue_logits_step(void *step, err_t *e)
+{
+    const struct logits_step *c = step;
+    const backend *be = c->m->be;
+    const int32_t *dids = upload(be, c->s->ids, c->ids, (size_t)c->B * sizeof *c->ids, e);
+    if (!dids) return ERR_FAIL;
+    step_hidden(c->m, c->s, c->B, dids, c->pos);
+    if (!c->logits_in_step) return 0;
+    if (chunk_buffers(c->m, c->s, e) < 0) return ERR_FAIL;
+    be->matmul_rows(c->s->logits, c->s->ln, c->m->lm_head, NULL, c->B, (int)c->m->cfg.n_embd,
+                    (int)c->m->cfg.vocab_size, BE_OUT_IN, false);
+    return 0;
+}
+
 int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
               float *logits, err_t *e)
 {
     if (check_step(s, B, pos, 0, e) < 0 || check_ids(m, ids, (size_t)B, e) < 0) return ERR_FAIL;
-    const int32_t *dids = upload(m->be, s->ids, ids, (size_t)B * sizeof *ids, e);
-    if (!dids) return ERR_FAIL;
-    step_hidden(m, s, B, dids, pos);
+    /* off the CPU the logits of a batch that fits one chunk are made inside the step (one CUDA
+     * graph), then downloaded */
+    struct logits_step c = {m, s, B, ids, pos, !host_memory(m->be) && B <= NLL_CHUNK};
+    if (m->be->run_step(enqueue_logits_step, &c, e) < 0) return ERR_FAIL;
+    if (c.logits_in_step)
+        return m->be->to_host(logits, s->logits, (size_t)B * m->cfg.vocab_size * sizeof *logits,
+                              e);
     return logits_out(m, s, s->ln, B, logits, true, e);
 }
 

@@ -51,7 +51,8 @@ int gpt2_forward(const gpt2_t *m, gpt2_state *s, int row0, int B, int T, const i
 
 /* One decoding step: rows 0..B-1 of the cache each take one token, ids[b] at position pos[b]
  * (row b's cache holds pos[b] positions). logits (B,V). Uses batch-invariant kernels only
- * (matmul_rows, single-query attention): row b's logits do not depend on B or the other rows. */
+ * (matmul_rows, single-query attention): row b's logits do not depend on B or the other rows.
+ * One run_step (a CUDA graph on a GPU, with the logits when B <= 512), then the download. */
 int gpt2_step(const gpt2_t *m, gpt2_state *s, int B, const int32_t *ids, const int *pos,
               float *logits, err_t *e);
 /* n_steps decoding steps from the tokens tok (B) at positions pos (B): step k feeds row b's

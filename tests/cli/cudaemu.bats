@@ -53,18 +53,23 @@ close() {
 
 @test "[cuda-emu] sampling steps replayed as CUDA graphs: the same token streams as op by op" {
     # 3 records in batches of 2 and 1: GPT-2 draws 8 tokens, the first from the prompt's forward
-    # pass and 7 by decoding steps; SEDD takes 16 steps and the denoiser. Every step is a graph
-    # launch but SEDD's first (it allocates the model's work buffers, so it runs op by op).
+    # pass and 7 by decoding steps (drawn on the device, or, top-p, from logits brought back);
+    # SEDD takes 16 steps and the denoiser. Every step is a graph launch but SEDD's first (it
+    # allocates the model's work buffers, so it runs op by op).
     for mode in 0 require; do
         DLM_CUDA_GRAPHS=$mode EMU_STATS=1 gpt2-sample -m "$GPT2" -n 3 -b 2 -l 8 --seed 5 \
             --no-provenance --device cuda -o "$T/g.$mode" 2> "$T/g.$mode.err"
+        DLM_CUDA_GRAPHS=$mode EMU_STATS=1 gpt2-sample -m "$GPT2" -n 3 -b 2 -l 8 -p 0.9 \
+            --seed 5 --no-provenance --device cuda -o "$T/p.$mode" 2> "$T/p.$mode.err"
         DLM_CUDA_GRAPHS=$mode EMU_STATS=1 sedd-sample -m "$ABSORB" -n 3 -b 2 --steps 16 \
             --seed 5 --no-provenance --device cuda -o "$T/s.$mode" 2> "$T/s.$mode.err"
     done
     cmp "$T/g.0" "$T/g.require"
+    cmp "$T/p.0" "$T/p.require"
     cmp "$T/s.0" "$T/s.require"
-    ! grep -q "graph launches" "$T/g.0.err" "$T/s.0.err"
+    ! grep -q "graph launches" "$T/g.0.err" "$T/p.0.err" "$T/s.0.err"
     grep -qx "cuda-emu: $((2 * 7)) graph launches" "$T/g.require.err"
+    grep -qx "cuda-emu: $((2 * 7)) graph launches" "$T/p.require.err"
     grep -qx "cuda-emu: $((2 * 17 - 1)) graph launches" "$T/s.require.err"
 }
 
