@@ -131,7 +131,8 @@ int main(int argc, char **argv)
     const size_t fit = ((size_t)8 << 20) / block_bytes, per_call = fit < 1 ? 1 : fit;
     const size_t calls = ((size_t)o.K + per_call - 1) / per_call;
     const int batch = (int)(((size_t)o.K + calls - 1) / calls);
-    float *ws = malloc((size_t)batch * block_bytes);
+    const backend *be = sedd_backend(m);  /* the log-scores stay where the model runs */
+    float *ws = be->alloc((size_t)batch * block_bytes);
     int64_t *x0 = malloc((size_t)block * sizeof *x0);
     if (!ws || !x0) die("out of memory for a block of %d tokens", block);
     progress prog;
@@ -151,9 +152,9 @@ int main(int argc, char **argv)
                         (long long)cfg->tokens);
             }
             double mean, se;
-            if (sedd_sampler_bound(&g, &nz, sedd_score_masked, m, x0, (int)n, o.K, o.grid,
-                                   o.common.seed, r.id, (uint32_t)lo, (uint32_t)j, batch, ws,
-                                   &mean, &se, &e) < 0)
+            if (sedd_sampler_bound(be, &g, &nz, sedd_score_device_masked, m, x0, (int)n, o.K,
+                                   o.grid, o.common.seed, r.id, (uint32_t)lo, (uint32_t)j, batch,
+                                   ws, &mean, &se, &e) < 0)
                 die("%s: record %llu: %s", name, (unsigned long long)r.id, e.msg);
             nll += mean;
             var += se * se;
@@ -174,7 +175,8 @@ int main(int argc, char **argv)
     ts_header_free(&h);
     ts_reader_free(rd);
     if (in != stdin) fclose(in);
-    free(ws), free(x0);
+    be->free(ws);
+    free(x0);
     sedd_free(m);
     return EXIT_OK;
 }

@@ -130,6 +130,7 @@ static backend make_table(void)
     t.sedd_finish = cu_sedd_finish;
     t.sedd_project = cu_sedd_project;
     t.sedd_step = cu_sedd_step;
+    t.sedd_score_entropy = cu_sedd_score_entropy;
     t.ids_from_tokens = cu_ids_from_tokens;
     t.run_step = cu_graph_run;
     return t;

@@ -10,7 +10,7 @@
 
 /* Bumped whenever this table or lib/backend.h changes shape; a plugin left over from another
  * build is refused instead of being called through the wrong layout. */
-#define CUDA_PLUGIN_ABI 3
+#define CUDA_PLUGIN_ABI 4
 #define CUDA_PLUGIN_SYMBOL "dlmkit_cuda_plugin"
 #define CUDA_PLUGIN_FILE "libdlmkit-cuda.so"
 

@@ -1,6 +1,7 @@
 // sedd_sampling: the SEDD sampler's per-step work on the device (contracts in lib/backend.h):
 // the output's finish, the projection of kept positions, and one predictor/denoiser step with
-// its Gumbel-max draw, one block per position. The arithmetic is lib/sedd_sampler.c's and
+// its Gumbel-max draw, one block per position; and the bound's score entropy, one block per
+// position. The arithmetic is lib/sedd_sampler.c's and
 // lib/sedd_graph.c's, written out with explicitly rounded operations (__dmul_rn, __dadd_rn, ...:
 // never contracted into FMAs) in the CPU's order; the scalars of a step (exp, expm1 of Δσ) are
 // computed on the host with the same libm calls. What can still differ from the CPU: the exp of
@@ -218,6 +219,76 @@ int cu_sedd_step(int64_t *x, float *score, const be_sedd_step *a, err_t *e)
         return ERR_FAIL;
     }
     return 0;
+}
+
+// ---- the bound's score entropy --------------------------------------------------------------
+
+// The scalars of one sequence's score entropy, from the host libm as lib/sedd_graph.c makes them
+struct entropy_consts {
+    int64_t N, V;
+    bool absorb;
+    double esigm1;
+    double r, r_k;                // absorb: 1/esigm1 and r·(−log esigm1 − 1)
+    double n, ratio;              // uniform: N, esigm1/(esigm1 + N)
+    double cst_same, cst_diff;    // uniform: the constant term for x = x0 and for x ≠ x0
+};
+
+// dse[l] for position l = blockIdx.x, the whole block summing over the vocabulary
+__global__ void k_sedd_score_entropy(double *dse, const float *score, const int64_t *x,
+                                     const int64_t *x0, entropy_consts c)
+{
+    __shared__ double sh[32];
+    const size_t l = blockIdx.x;
+    const float *ls = score + l * (size_t)c.V;
+    const int64_t xl = x[l], x0l = x0[l];
+    if (c.absorb && xl != c.N) {  // (the whole block leaves: no barrier follows)
+        if (threadIdx.x == 0) dse[l] = 0;
+        return;
+    }
+    const int64_t ny = c.absorb ? c.N : c.V;  // absorb: the mask column is not used
+    double sum_exp = 0, sum_ls = 0;
+    for (int64_t y = threadIdx.x; y < ny; y += blockDim.x) {
+        double v = (double)ls[y];
+        sum_exp = __dadd_rn(sum_exp, exp(v));
+        sum_ls = __dadd_rn(sum_ls, v);
+    }
+    sum_exp = block_sum(sum_exp, sh);
+    sum_ls = block_sum(sum_ls, sh);
+    if (threadIdx.x != 0) return;
+    if (c.absorb) {
+        dse[l] = __dadd_rn(__dsub_rn(sum_exp, __dmul_rn(c.r, (double)ls[x0l])), c.r_k);
+        return;
+    }
+    double neg = __dsub_rn(__ddiv_rn(sum_ls, c.n), __ddiv_rn((double)ls[xl], c.n)), cst;
+    if (xl == x0l) {
+        neg = __dmul_rn(c.ratio, neg);
+        cst = c.cst_same;
+    } else {
+        neg = __dadd_rn(__ddiv_rn((double)ls[x0l], c.esigm1), neg);
+        cst = c.cst_diff;
+    }
+    double pos = __dsub_rn(__ddiv_rn(sum_exp, c.n), __ddiv_rn(exp((double)ls[xl]), c.n));
+    dse[l] = __dadd_rn(__dsub_rn(pos, neg), cst);
+}
+
+void cu_sedd_score_entropy(double *dse, const float *score, const int64_t *x, const int64_t *x0,
+                           int L, double sigma, bool absorb, int64_t n_tokens)
+{
+    if (L <= 0) return;
+    entropy_consts c = {};
+    c.N = n_tokens;
+    c.V = absorb ? n_tokens + 1 : n_tokens;
+    c.absorb = absorb;
+    c.esigm1 = expm1(sigma);  // sedd_graph_esigm1
+    c.r = 1.0 / c.esigm1;
+    c.r_k = c.r * (-log(c.esigm1) - 1);
+    c.n = (double)n_tokens;
+    c.ratio = c.esigm1 / (c.esigm1 + c.n);
+    const double log_ratio = log(c.esigm1) - log(c.esigm1 + c.n);
+    c.cst_same = (c.n - 1) / c.n * c.ratio * (log_ratio - 1);
+    c.cst_diff = ((-log_ratio - 1) / c.ratio - (c.n - 2)) / c.n;
+    k_sedd_score_entropy<<<(unsigned)L, CU_BLOCK, 0, cu_stream>>>(dse, score, x, x0, c);
+    CUDA_LAUNCH_CHECK();
 }
 
 // ---- test hook ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-/* sedd_sampling: the CUDA backend's SEDD sampling ops (sedd_finish, sedd_project, sedd_step; the
- * contracts are in lib/backend.h), and a test hook that runs the device Philox.
+/* sedd_sampling: the CUDA backend's SEDD sampling ops (sedd_finish, sedd_project, sedd_step,
+ * sedd_score_entropy; the contracts are in lib/backend.h), and a test hook that runs the device
+ * Philox.
  * Ownership: no state. Errors: launch failures are printed; sedd_step also returns them. */
 #ifndef DLM_SEDD_SAMPLING_CUH
 #define DLM_SEDD_SAMPLING_CUH
@@ -10,6 +11,8 @@
 void cu_sedd_finish(float *rows, const int64_t *x, int n, int64_t V, float sigma, bool scale);
 void cu_sedd_project(int64_t *x, const int64_t *fixed, size_t n);
 int cu_sedd_step(int64_t *x, float *score, const be_sedd_step *a, err_t *e);
+void cu_sedd_score_entropy(double *dse, const float *score, const int64_t *x, const int64_t *x0,
+                           int L, double sigma, bool absorb, int64_t n_tokens);
 extern "C" {
 #endif
 /* For tests/kernels/test_sedd_ops.c: on the device, words (4n) = the Philox blocks of lanes

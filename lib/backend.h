@@ -163,6 +163,14 @@ typedef struct backend {
      * counters and uniforms, ties to the lowest index). Absorb: an unmasked position keeps its
      * token. @return 0, or ERR_FAIL (out of memory on the CPU) with the message in e. */
     int (*sedd_step)(int64_t *x, float *score, const be_sedd_step *a, err_t *e);
+    /* The score entropy of one sequence's L positions (sedd_graph_score_entropy: the bound's
+     * per-position loss before the σ' weight): dse[l] from the log-scores score (L,V) at the
+     * noised tokens x (L) against the data x0 (L), at noise sigma (V = n_tokens + 1 when
+     * absorb, else n_tokens; absorb: 0 at unmasked positions). Sums over the vocabulary in
+     * double: the CPU in index order, other backends in another fixed order. */
+    void (*sedd_score_entropy)(double *dse, const float *score, const int64_t *x,
+                               const int64_t *x0, int L, double sigma, bool absorb,
+                               int64_t n_tokens);
 
     /* ---- steps ------------------------------------------------------------------------------
      * Runs enqueue(ctx, e), which queues one step of ops (a sampling step). enqueue may call

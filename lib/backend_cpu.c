@@ -669,6 +669,7 @@ const backend backend_cpu = {
     .sedd_finish = cpu_sedd_finish,
     .sedd_project = cpu_sedd_project,
     .sedd_step = cpu_sedd_step,
+    .sedd_score_entropy = cpu_sedd_score_entropy,
     .run_step = cpu_run_step,
 };
 

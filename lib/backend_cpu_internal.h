@@ -81,5 +81,7 @@ void cpu_ema(float *ema, const float *p, size_t n, float decay);
 void cpu_sedd_finish(float *rows, const int64_t *x, int n, int64_t V, float sigma, bool scale);
 void cpu_sedd_project(int64_t *x, const int64_t *fixed, size_t n);
 int cpu_sedd_step(int64_t *x, float *score, const be_sedd_step *a, err_t *e);
+void cpu_sedd_score_entropy(double *dse, const float *score, const int64_t *x, const int64_t *x0,
+                            int L, double sigma, bool absorb, int64_t n_tokens);
 
 #endif

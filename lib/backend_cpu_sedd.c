@@ -1,7 +1,8 @@
 /* backend_cpu_sedd: the CPU backend's SEDD sampling ops (contracts in backend.h): the output's
- * finish (scale_by_sigma shift, zero at the current token), the projection of kept positions and
+ * finish (scale_by_sigma shift, zero at the current token), the projection of kept positions,
  * one sampler step over all positions, which runs the sampler's per-position reference
- * (sedd_sampler_*_probs, sedd_sampler_categorical in sedd_sampler.c) in OpenMP loops.
+ * (sedd_sampler_*_probs, sedd_sampler_categorical in sedd_sampler.c) in OpenMP loops, and the
+ * bound's score entropy (sedd_graph_score_entropy at every position).
  * Ownership: no state; per-thread weight buffers are allocated per call.
  * Errors: sedd_step returns ERR_FAIL when those buffers cannot be allocated. */
 #include <stdlib.h>
@@ -73,4 +74,15 @@ int cpu_sedd_step(int64_t *x, float *score, const be_sedd_step *a, err_t *e)
     }
     if (failed) return err_set(e, "sedd_sample: out of memory");
     return 0;
+}
+
+void cpu_sedd_score_entropy(double *dse, const float *score, const int64_t *x, const int64_t *x0,
+                            int L, double sigma, bool absorb, int64_t n_tokens)
+{
+    sedd_graph g;
+    sedd_graph_init(&g, absorb ? CONFIG_GRAPH_ABSORB : CONFIG_GRAPH_UNIFORM, n_tokens);
+#pragma omp parallel for schedule(dynamic, 16) if ((size_t)L * (size_t)g.dim > (1u << 16))
+    for (int l = 0; l < L; l++)
+        dse[l] = sedd_graph_score_entropy(&g, score + (size_t)l * (size_t)g.dim, sigma, x[l],
+                                          x0[l]);
 }

@@ -212,36 +212,41 @@ int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
 }
 
 /* The losses of n sequences x0 (n,L) at times t (n) in one score call: x_t (n,L) drawn with the
- * move uniforms u (n,L) (and rand_tokens), log-scores into ws (n,L,V), per-position score
- * entropies into dse (n,L), loss[i] = σ'(t_i) Σ_l dse[i,l] summed in position order (the same
- * bits for any thread count and any n). */
-static int loss_batch(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
-                      const int64_t *x0, int n, int L, const double *t, const double *u,
-                      const int64_t *rand_tokens, float *ws, int64_t *x, double *dse,
-                      double *loss, err_t *e)
+ * move uniforms u (n,L) (and rand_tokens), log-scores into ws (n,L,V; be's memory, where fn
+ * writes them), per-position score entropies (be's sedd_score_entropy, there) into dse (n,L),
+ * loss[i] = σ'(t_i) Σ_l dse[i,l] summed in position order (the same bits for any thread count
+ * and any n). x, dse host memory. */
+static int loss_batch(const backend *be, const sedd_graph *g, const sedd_noise *nz,
+                      sedd_score_fn fn, void *ctx, const int64_t *x0, int n, int L,
+                      const double *t, const double *u, const int64_t *rand_tokens, float *ws,
+                      int64_t *x, double *dse, double *loss, err_t *e)
 {
+    const size_t rows = (size_t)n * (size_t)L;
     float *sig32 = malloc((size_t)n * sizeof *sig32);
     double *sigma = malloc((size_t)n * sizeof *sigma);
-    if (!sig32 || !sigma) {
-        free(sig32), free(sigma);
-        return err_set(e, "sedd_sampler_loss: out of memory");
-    }
-    const size_t rows = (size_t)n * (size_t)L;
-    for (int i = 0; i < n; i++) {
+    int64_t *dx = be->alloc(rows * sizeof *dx), *dx0 = be->alloc(rows * sizeof *dx0);
+    double *ddse = be->alloc(rows * sizeof *ddse);
+    int rc = sig32 && sigma && dx && dx0 && ddse
+                 ? 0
+                 : err_set(e, "sedd_sampler_loss: out of %s memory", be->name);
+    for (int i = 0; rc == 0 && i < n; i++) {
         sigma[i] = sedd_noise_total(nz, t[i]);
         sig32[i] = (float)sigma[i];
         for (size_t l = (size_t)i * (size_t)L; l < (size_t)(i + 1) * (size_t)L; l++)
             x[l] = sedd_graph_sample_transition(g, x0[l], sigma[i], u[l],
                                                 rand_tokens ? rand_tokens[l] : 0);
     }
-    int rc = fn(ctx, x, sig32, n, L, ws, e);
-    if (rc == 0) {
-#pragma omp parallel for schedule(dynamic, 16) if (rows * (size_t)g->dim > (1u << 16))
-        for (size_t r = 0; r < rows; r++)
-            dse[r] = sedd_graph_score_entropy(g, ws + r * (size_t)g->dim, sigma[r / (size_t)L],
-                                              x[r], x0[r]);
+    if (rc == 0) rc = be->to_device(dx, x, rows * sizeof *x, e);
+    if (rc == 0) rc = be->to_device(dx0, x0, rows * sizeof *x0, e);
+    if (rc == 0) rc = fn(ctx, dx, sig32, n, L, ws, e);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        size_t o = (size_t)i * (size_t)L;
+        be->sedd_score_entropy(ddse + o, ws + o * (size_t)g->dim, dx + o, dx0 + o, L, sigma[i],
+                               g->type == CONFIG_GRAPH_ABSORB, g->n);
     }
+    if (rc == 0) rc = be->to_host(dse, ddse, rows * sizeof *dse, e);
     free(sig32), free(sigma);
+    be->free(dx), be->free(dx0), be->free(ddse);
     if (rc < 0) return rc;
     for (int i = 0; i < n; i++) {
         double sum = 0;
@@ -258,17 +263,19 @@ int sedd_sampler_loss(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn f
 {
     int64_t *x = xt ? xt : malloc((size_t)L * sizeof *x);
     double *d = dse ? dse : malloc((size_t)L * sizeof *d);
-    int rc = x && d ? loss_batch(g, nz, fn, ctx, x0, 1, L, &t, u, rand_tokens, ws, x, d, loss, e)
+    int rc = x && d ? loss_batch(&backend_cpu, g, nz, fn, ctx, x0, 1, L, &t, u, rand_tokens, ws,
+                                 x, d, loss, e)
                     : err_set(e, "sedd_sampler_loss: out of memory");
     if (!dse) free(d);
     if (!xt) free(x);
     return rc;
 }
 
-int sedd_sampler_bound(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
-                       const int64_t *x0, int L, int K, enum sedd_tgrid grid, uint64_t seed,
-                       uint64_t id, uint32_t pos0, uint32_t block, int batch, float *ws,
-                       double *mean, double *stderr_, err_t *e)
+int sedd_sampler_bound(const backend *be, const sedd_graph *g, const sedd_noise *nz,
+                       sedd_score_fn fn, void *ctx, const int64_t *x0, int L, int K,
+                       enum sedd_tgrid grid, uint64_t seed, uint64_t id, uint32_t pos0,
+                       uint32_t block, int batch, float *ws, double *mean, double *stderr_,
+                       err_t *e)
 {
     if (batch < 1) batch = 1;
     if (batch > K) batch = K;
@@ -296,7 +303,8 @@ int sedd_sampler_bound(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn 
                 rt[r] = (int64_t)((((uint64_t)w[2] << 32 | w[3]) >> 11) % (uint64_t)g->n);
             }
         }
-        rc = loss_batch(g, nz, fn, ctx, x0s, n, L, t + k0, u, rt, ws, xt, dse, loss + k0, e);
+        rc = loss_batch(be, g, nz, fn, ctx, x0s, n, L, t + k0, u, rt, ws, xt, dse, loss + k0,
+                        e);
     }
     if (rc == 0) {
         double m = 0, ss = 0;

@@ -89,7 +89,8 @@ int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
                 int64_t *x, int64_t *trace, err_t *e);
 
 /* Score-entropy loss of one sequence x0 (L) at time t (spec §5.1): x_t is drawn with move
- * uniforms u (L) (and rand_tokens (L) for uniform); the model is called once.
+ * uniforms u (L) (and rand_tokens (L) for uniform); the model is called once, fn with host
+ * memory (sedd_score_masked, on any device).
  * xt (L), dse (L) may be NULL; returns the loss in nats (Σ_l σ'(t)·DSE_l) in *loss.
  * ws must hold L·V floats (the log-scores). @return 0 or ERR_FAIL. */
 int sedd_sampler_loss(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
@@ -112,12 +113,16 @@ enum sedd_tgrid {
  * average loss in nats, *stderr its standard error (sample standard deviation / √K; NaN for
  * K = 1). Every draw is Philox: (seed, id, SEDD_STEP_LOSS + k, record position) for x_t, and
  * position 0x80000000 + block for t's uniform. The K noised sequences go to the score function
- * batch at a time (one call of up to batch sequences); ws holds batch·L·V floats. When the
- * score function computes each sequence on its own (sedd_forward does), the result has the
- * same bits for every batch. @return 0 or ERR_FAIL. */
-int sedd_sampler_bound(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
-                       const int64_t *x0, int L, int K, enum sedd_tgrid grid, uint64_t seed,
-                       uint64_t id, uint32_t pos0, uint32_t block, int batch, float *ws,
-                       double *mean, double *stderr_, err_t *e);
+ * batch at a time (one call of up to batch sequences). fn takes the tokens and writes the
+ * log-scores in be's memory (sedd_score_device_masked with sedd_backend(model), or a host
+ * function with &backend_cpu), ws holds batch·L·V floats there, and the score entropies are
+ * be's sedd_score_entropy: only batch·L doubles come back to the host. When the score function
+ * computes each sequence on its own (sedd_forward does), the result has the same bits for every
+ * batch. @return 0 or ERR_FAIL. */
+int sedd_sampler_bound(const backend *be, const sedd_graph *g, const sedd_noise *nz,
+                       sedd_score_fn fn, void *ctx, const int64_t *x0, int L, int K,
+                       enum sedd_tgrid grid, uint64_t seed, uint64_t id, uint32_t pos0,
+                       uint32_t block, int batch, float *ws, double *mean, double *stderr_,
+                       err_t *e);
 
 #endif

@@ -5,6 +5,7 @@
  *    lib/philox.c's words and uniforms bit for bit;
  *  - sedd_finish and sedd_project: bit-identical (IEEE subtractions of the same float scalars);
  *    ids_from_tokens (the sampler's state as the embedding's ids): exact;
+ *  - sedd_score_entropy (the bound's per-position loss), both graphs, at 1e-11 (see there);
  *  - sedd_step, every kind for both graphs, 64- and 32-bit Philox and stored uniforms, at two
  *    shapes (V = 1001/1000: rows not a multiple of the 256-thread block; V = 50258, GPT-2's);
  *    the exp-space scores within 2 ulp (glibc's expf vs (float)exp((double)s), each within
@@ -131,6 +132,35 @@ static void t_ids_from_tokens(size_t n)
           "ids_from_tokens n=%zu: exact", n);
     gpu->free(dt);
     free(tokens), free(ids), free(got);
+}
+
+/* sedd_score_entropy at L positions of V = N (+1 absorb) log-scores in [-4, 4): absorb with
+ * masked and unmasked positions, uniform with x = x0 and x != x0. Tolerance 1e-11 relative,
+ * 1e-11 absolute: the same double formula with the same host scalars; what differs is the order
+ * of the vocabulary sums (the CPU's index order, the block's), ~1e-16 · sqrt(V) relative, and
+ * CUDA's double exp (<= 1 ulp), amplified by the uniform formula's cancellation a little. */
+static void t_score_entropy(bool absorb, int L, int64_t N, double sigma)
+{
+    const int64_t V = absorb ? N + 1 : N;
+    float *score = rnd((size_t)L * (size_t)V, 4);
+    int64_t *x = malloc((size_t)L * sizeof *x), *x0 = malloc((size_t)L * sizeof *x0);
+    double *ref = malloc((size_t)L * sizeof *ref);
+    for (int l = 0; l < L; l++) {
+        x0[l] = (int64_t)((l * 7919 + 13) % N);
+        x[l] = absorb ? (l % 3 ? N : x0[l]) : (l % 2 ? x0[l] : (x0[l] + 1 + l) % N);
+    }
+    float *ds = up(score, (size_t)L * (size_t)V * sizeof *score);
+    int64_t *dx = up(x, (size_t)L * sizeof *x), *dx0 = up(x0, (size_t)L * sizeof *x0);
+    double *dd = gpu->alloc((size_t)L * sizeof *dd);
+    cpu->sedd_score_entropy(ref, score, x, x0, L, sigma, absorb, N);
+    gpu->sedd_score_entropy(dd, ds, dx, dx0, L, sigma, absorb, N);
+    double *got = down(dd, (size_t)L * sizeof *got);
+    char what[96];
+    snprintf(what, sizeof what, "sedd_score_entropy %s L=%d N=%lld sigma %g",
+             absorb ? "absorb" : "uniform", L, (long long)N, sigma);
+    compare(what, got, ref, (size_t)L, 1, 1e-11, 1e-11);
+    gpu->free(ds), gpu->free(dx), gpu->free(dx0);
+    free(score), free(x), free(x0), free(ref), free(got);
 }
 
 // ---- one sampling step ------------------------------------------------------------------------
@@ -316,6 +346,11 @@ int main(int argc, char **argv)
     t_project(7);
     t_ids_from_tokens(1000);
     t_ids_from_tokens(7);
+    for (int absorb = 1; absorb >= 0; absorb--) {
+        t_score_entropy(absorb, 37, 1000, 0.7);
+        t_score_entropy(absorb, 5, 50257, 3.5);
+        t_score_entropy(absorb, 6, 50257, 1e-3);
+    }
     for (int absorb = 1; absorb >= 0; absorb--)
         for (int kind = BE_SEDD_EULER; kind <= BE_SEDD_DENOISE; kind++)
             for (int v = 0; v < 3; v++) {

@@ -203,8 +203,8 @@ static void test_sedd(const char *dir, bool absorb)
     /* no context: the conditional bound is the unconditional one of sedd_sampler_bound (same
      * Philox keys: req = block, positions from 0) */
     double mean, sd;
-    rc = sedd_sampler_bound(&g, &nz, sedd_score, m, x0, 24, 8, SEDD_T_STRATIFIED, 3, 7, 0, 0, 1,
-                            ws, &mean, &sd, &e);
+    rc = sedd_sampler_bound(&backend_cpu, &g, &nz, sedd_score, m, x0, 24, 8, SEDD_T_STRATIFIED,
+                            3, 7, 0, 0, 1, ws, &mean, &sd, &e);
     lmscore_sedd(&g, &nz, sedd_score, m, ids, 0, ids, 24, 8, 3, 7, 0, 1e-5, ws, &ll2, &se2, NULL, &e);
     CHECK(rc == 0 && fabs(ll2 + mean) <= 1e-9 * fabs(mean) && fabs(se2 - sd) <= 1e-9 * sd,
           "empty context: -ll %.10f equals sedd_sampler_bound %.10f", -ll2, mean);

@@ -178,8 +178,8 @@ static void test_bound(sedd_model_t *m)
         fs = sqrt(fs / 7 / 8);
         double se_first = 0, mean = 0, se = 0;
         for (int K = 8; K <= 128; K *= 4) {
-            sedd_sampler_bound(&g, &nz, sedd_score, m, x0 + 32 * b, 32, K, SEDD_T_STRATIFIED, 1,
-                               (uint64_t)b, 0, 0, 1, ws, &mean, &se, &e);
+            sedd_sampler_bound(&backend_cpu, &g, &nz, sedd_score, m, x0 + 32 * b, 32, K,
+                               SEDD_T_STRATIFIED, 1, (uint64_t)b, 0, 0, 1, ws, &mean, &se, &e);
             NOTE("record %d K %d: %.3f +- %.3f (fixture %.3f +- %.3f)", b, K, mean, se, fm, fs);
             if (K == 8) se_first = se;
         }
@@ -188,9 +188,9 @@ static void test_bound(sedd_model_t *m)
         /* the 128 noised copies 5 at a time (chunks of 5 and a last one of 3): the same bits */
         double mean5 = 0, se5 = 0;
         float *ws5 = malloc(5 * 32 * (size_t)cfg->vocab * sizeof *ws5);
-        CHECK(ws5 && sedd_sampler_bound(&g, &nz, sedd_score, m, x0 + 32 * b, 32, 128,
-                                        SEDD_T_STRATIFIED, 1, (uint64_t)b, 0, 0, 5, ws5, &mean5,
-                                        &se5, &e) == 0 && mean5 == mean && se5 == se,
+        CHECK(ws5 && sedd_sampler_bound(&backend_cpu, &g, &nz, sedd_score, m, x0 + 32 * b, 32,
+                                        128, SEDD_T_STRATIFIED, 1, (uint64_t)b, 0, 0, 5, ws5,
+                                        &mean5, &se5, &e) == 0 && mean5 == mean && se5 == se,
               "record %d: the bound has the same bits with 5 loss times per forward call", b);
         free(ws5);
         CHECK(fabs(mean - fm) < 3 * sqrt(se * se + fs * fs),
