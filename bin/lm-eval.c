@@ -62,7 +62,7 @@ struct scorer {
     sedd_model_t *sedd;
     sedd_graph g;
     sedd_noise nz;
-    float *ws;      /* (max_len, V) SEDD log-scores */
+    float *ws;      /* (max_len, V) SEDD log-scores, in the model's backend memory */
     int max_len;    /* tokens per sequence */
     int K;
     uint64_t seed;
@@ -82,8 +82,9 @@ static int score(struct scorer *sc, const uint32_t *c, int nc, const uint32_t *k
         c += nc + nk - sc->max_len;
         nc = sc->max_len - nk;
     }
-    return lmscore_sedd(&sc->g, &sc->nz, sedd_score, sc->sedd, c, nc, k, nk, sc->K, sc->seed, doc,
-                        req, 1e-5, sc->ws, ll, se, want_greedy ? greedy : NULL, e);
+    return lmscore_sedd(sedd_backend(sc->sedd), &sc->g, &sc->nz, sedd_score_device, sc->sedd, c,
+                        nc, k, nk, sc->K, sc->seed, doc, req, 1e-5, sc->ws, ll, se,
+                        want_greedy ? greedy : NULL, e);
 }
 
 /* Fills d with pointers borrowed from the request line o (valid while o lives). */
@@ -199,7 +200,9 @@ int main(int argc, char **argv)
         sedd_graph_init(&sc.g, sc_cfg->graph, sc_cfg->tokens);
         sedd_noise_init(&sc.nz, sc_cfg);
         sc.max_len = (int)sc_cfg->length;
-        sc.ws = malloc((size_t)sc.max_len * (size_t)sc.g.dim * sizeof *sc.ws);
+        /* the log-scores stay where the model runs */
+        size_t ws_bytes = (size_t)sc.max_len * (size_t)sc.g.dim * sizeof *sc.ws;
+        sc.ws = sedd_backend(sc.sedd)->alloc(ws_bytes);
         if (!sc.ws) die("out of memory");
         if (task == LMEVAL_LAMBADA && sc.g.type != CONFIG_GRAPH_ABSORB)
             die("%s: LAMBADA's greedy match needs an absorbing (masked) SEDD model", model);
@@ -295,7 +298,7 @@ int main(int argc, char **argv)
     free(ll);
     free(greedy);
     free(se);
-    free(sc.ws);
+    if (sc.sedd) sedd_backend(sc.sedd)->free(sc.ws);
     sedd_free(sc.sedd);
     free(line);
     gpt2_state_free(sc.state);

@@ -510,8 +510,9 @@ static void run_loss(fcase *c)
         bool ok = true;
         for (int b = 0; b < B && ok; b++) {
             size_t o = (size_t)b * (size_t)L;
-            ok = sedd_sampler_loss(&c->g, &c->nz, sedd_score_masked, c->model, x0 + o, L, t[b], u + o,
-                                   uni ? rt + o : NULL, ws, xt + o, dse + o, &loss[b], &e) == 0;
+            ok = sedd_sampler_loss(&backend_cpu, &c->g, &c->nz, sedd_score_masked, c->model,
+                                   x0 + o, L, t[b], u + o, uni ? rt + o : NULL, ws, xt + o,
+                                   dse + o, &loss[b], &e) == 0;
             double ds = sedd_noise_rate(&c->nz, t[b]);
             for (int l = 0; l < L; l++) wdse[o + (size_t)l] = ds * dse[o + (size_t)l];
             loss[B + b] = sedd_noise_total(&c->nz, t[b]);
@@ -551,9 +552,10 @@ static void run_likelihood(fcase *c)
         ok = u && (!uni || rt);
         for (int b = 0; b < B && ok; b++) {
             size_t o = (size_t)b * (size_t)L;
-            ok = sedd_sampler_loss(&c->g, &c->nz, sedd_score_masked, c->model, x0 + o, L, t[k], u + o,
-                                   uni ? rt + o : NULL, ws, xt + (k * (size_t)B) * (size_t)L + o,
-                                   NULL, &loss[k * (size_t)B + (size_t)b], &e) == 0;
+            ok = sedd_sampler_loss(&backend_cpu, &c->g, &c->nz, sedd_score_masked, c->model,
+                                   x0 + o, L, t[k], u + o, uni ? rt + o : NULL, ws,
+                                   xt + (k * (size_t)B) * (size_t)L + o, NULL,
+                                   &loss[k * (size_t)B + (size_t)b], &e) == 0;
             if (!ok) fprintf(c->r->out, "# %s\n", e.msg);
         }
         free(u), free(rt);

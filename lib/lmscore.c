@@ -133,7 +133,8 @@ int lmscore_feature(const gpt2_t *m, gpt2_state *s, const uint32_t *ids, int n, 
     return rc < 0 ? ERR_FAIL : 0;
 }
 
-int lmscore_sedd(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *fn_ctx,
+int lmscore_sedd(const backend *be, const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn,
+                 void *fn_ctx,
                  const uint32_t *ctx, int n_ctx, const uint32_t *cont, int n_cont, int K,
                  uint64_t seed, uint64_t id, uint32_t req, double greedy_t, float *ws,
                  double *ll, double *ll_se, bool *greedy, err_t *e)
@@ -161,7 +162,7 @@ int lmscore_sedd(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, vo
             rt[l] = (int64_t)((((uint64_t)w[2] << 32 | w[3]) >> 11) % (uint64_t)g->n);
         }
         double all;
-        rc = sedd_sampler_loss(g, nz, fn, fn_ctx, x0, L, t, u, rt, ws, NULL, dse, &all, e);
+        rc = sedd_sampler_loss(be, g, nz, fn, fn_ctx, x0, L, t, u, rt, ws, NULL, dse, &all, e);
         if (rc == 0) {
             double sum = 0;
             for (int l = n_ctx; l < L; l++) sum += dse[l];
@@ -180,16 +181,24 @@ int lmscore_sedd(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, vo
         int64_t mask = sedd_graph_mask(g);
         for (int l = n_ctx; l < L; l++) x0[l] = mask;
         float sig = (float)sedd_noise_total(nz, greedy_t);
-        rc = fn(fn_ctx, x0, &sig, 1, L, ws, e);
+        /* the tokens go where fn reads them; the continuation's rows come back */
+        int64_t *dx = be->alloc((size_t)L * sizeof *dx);
+        float *row = malloc((size_t)g->dim * sizeof *row);
+        if (!dx || !row) rc = err_set(e, "lmscore_sedd: out of memory");
+        if (rc == 0) rc = be->to_device(dx, x0, (size_t)L * sizeof *x0, e);
+        if (rc == 0) rc = fn(fn_ctx, dx, &sig, 1, L, ws, e);
         bool okg = true;
         for (int l = n_ctx; rc == 0 && l < L; l++) {
-            const float *row = ws + (size_t)l * (size_t)g->dim;
+            rc = be->to_host(row, ws + (size_t)l * (size_t)g->dim, (size_t)g->dim * sizeof *row,
+                             e);
             int64_t arg = 0;
-            for (int64_t v = 1; v < g->n; v++) /* data tokens only: the mask column is N */
+            for (int64_t v = 1; rc == 0 && v < g->n; v++) /* data tokens only: the mask is N */
                 if (row[v] > row[arg]) arg = v;
             if (arg != (int64_t)cont[l - n_ctx]) okg = false;
         }
         *greedy = okg;
+        be->free(dx);
+        free(row);
     }
     free(x0), free(rt), free(u), free(dse), free(loss);
     return rc < 0 ? ERR_FAIL : 0;

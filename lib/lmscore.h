@@ -48,8 +48,12 @@ int lmscore_feature(const gpt2_t *m, gpt2_state *s, const uint32_t *ids, int n, 
  * greedy (may be NULL; absorbing graph only, else an error): every continuation position masked,
  * one call at t = greedy_t, and the argmax over the data tokens (mask excluded) at every
  * continuation position in parallel equals the target (SDTT eval_lambada's notion, not the
- * autoregressive one). Ids must be < the graph's N. ws holds L·V floats. */
-int lmscore_sedd(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *fn_ctx,
+ * autoregressive one). Ids must be < the graph's N. fn takes tokens and writes log-scores in
+ * be's memory (sedd_score_device with sedd_backend(model), or a host function with
+ * &backend_cpu), where ws holds L·V floats: the score entropies are summed there, and only the
+ * greedy call's continuation rows come back. */
+int lmscore_sedd(const backend *be, const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn,
+                 void *fn_ctx,
                  const uint32_t *ctx, int n_ctx, const uint32_t *cont, int n_cont, int K,
                  uint64_t seed, uint64_t id, uint32_t req, double greedy_t, float *ws,
                  double *ll, double *ll_se, bool *greedy, err_t *e);

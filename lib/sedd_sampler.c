@@ -256,15 +256,15 @@ static int loss_batch(const backend *be, const sedd_graph *g, const sedd_noise *
     return 0;
 }
 
-int sedd_sampler_loss(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
-                      const int64_t *x0, int L, double t, const double *u,
-                      const int64_t *rand_tokens, float *ws, int64_t *xt, double *dse,
-                      double *loss, err_t *e)
+int sedd_sampler_loss(const backend *be, const sedd_graph *g, const sedd_noise *nz,
+                      sedd_score_fn fn, void *ctx, const int64_t *x0, int L, double t,
+                      const double *u, const int64_t *rand_tokens, float *ws, int64_t *xt,
+                      double *dse, double *loss, err_t *e)
 {
     int64_t *x = xt ? xt : malloc((size_t)L * sizeof *x);
     double *d = dse ? dse : malloc((size_t)L * sizeof *d);
-    int rc = x && d ? loss_batch(&backend_cpu, g, nz, fn, ctx, x0, 1, L, &t, u, rand_tokens, ws,
-                                 x, d, loss, e)
+    int rc = x && d ? loss_batch(be, g, nz, fn, ctx, x0, 1, L, &t, u, rand_tokens, ws, x, d,
+                                 loss, e)
                     : err_set(e, "sedd_sampler_loss: out of memory");
     if (!dse) free(d);
     if (!xt) free(x);

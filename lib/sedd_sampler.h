@@ -89,14 +89,14 @@ int sedd_sample(const backend *be, const sedd_graph *g, const sedd_noise *nz,
                 int64_t *x, int64_t *trace, err_t *e);
 
 /* Score-entropy loss of one sequence x0 (L) at time t (spec §5.1): x_t is drawn with move
- * uniforms u (L) (and rand_tokens (L) for uniform); the model is called once, fn with host
- * memory (sedd_score_masked, on any device).
- * xt (L), dse (L) may be NULL; returns the loss in nats (Σ_l σ'(t)·DSE_l) in *loss.
- * ws must hold L·V floats (the log-scores). @return 0 or ERR_FAIL. */
-int sedd_sampler_loss(const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn, void *ctx,
-                      const int64_t *x0, int L, double t, const double *u,
-                      const int64_t *rand_tokens, float *ws, int64_t *xt, double *dse,
-                      double *loss, err_t *e);
+ * uniforms u (L) (and rand_tokens (L) for uniform); the model is called once. fn takes the
+ * tokens and writes the log-scores in be's memory, where ws holds L·V floats (as in
+ * sedd_sampler_bound). xt (L), dse (L) (host) may be NULL; returns the loss in nats
+ * (Σ_l σ'(t)·DSE_l) in *loss. @return 0 or ERR_FAIL. */
+int sedd_sampler_loss(const backend *be, const sedd_graph *g, const sedd_noise *nz,
+                      sedd_score_fn fn, void *ctx, const int64_t *x0, int L, double t,
+                      const double *u, const int64_t *rand_tokens, float *ws, int64_t *xt,
+                      double *dse, double *loss, err_t *e);
 
 /* How the K loss times of the bound are placed in [ε, 1] (ε = SEDD_LOSS_EPS). */
 enum sedd_tgrid {

@@ -186,34 +186,36 @@ static void test_sedd(const char *dir, bool absorb)
     struct spy sp = {.m = m, .x0 = x0, .n_ctx = 16, .mask = sedd_graph_mask(&g)};
     double ll, se, ll2, se2;
     bool greedy = true;
-    int rc = lmscore_sedd(&g, &nz, spy_score, &sp, ids, 16, ids + 16, 8, 8, 3, 7, 0, 1e-5, ws,
-                          &ll, &se, absorb ? &greedy : NULL, &e);
+    const backend *cpu = &backend_cpu;
+    int rc = lmscore_sedd(cpu, &g, &nz, spy_score, &sp, ids, 16, ids + 16, 8, 8, 3, 7, 0, 1e-5,
+                          ws, &ll, &se, absorb ? &greedy : NULL, &e);
     CHECK(rc == 0 && isfinite(ll) && ll <= 0 && isfinite(se) && se >= 0,
           "%s: bound runs (ll %.4f +- %.4f) %s", dir, ll, se, rc ? e.msg : "");
     CHECK(sp.calls == 8 + (absorb ? 1 : 0), "one model call per time sample (+1 greedy): %d", sp.calls);
     CHECK(sp.dirty_ctx == 0, "the context is never perturbed");
     CHECK(sp.moved > 0, "continuation positions are perturbed (%d moves)", sp.moved);
     if (absorb) CHECK(sp.greedy_masked == 1, "greedy call: continuation fully masked at small sigma");
-    lmscore_sedd(&g, &nz, sedd_score, m, ids, 16, ids + 16, 8, 8, 3, 7, 0, 1e-5, ws, &ll2, &se2,
-                 NULL, &e);
+    lmscore_sedd(cpu, &g, &nz, sedd_score, m, ids, 16, ids + 16, 8, 8, 3, 7, 0, 1e-5, ws, &ll2,
+                 &se2, NULL, &e);
     CHECK(ll2 == ll && se2 == se, "same seed, same bound");
-    lmscore_sedd(&g, &nz, sedd_score, m, ids, 16, ids + 16, 8, 8, 4, 7, 0, 1e-5, ws, &ll2, &se2,
-                 NULL, &e);
+    lmscore_sedd(cpu, &g, &nz, sedd_score, m, ids, 16, ids + 16, 8, 8, 4, 7, 0, 1e-5, ws, &ll2,
+                 &se2, NULL, &e);
     CHECK(ll2 != ll, "another seed, another estimate");
     /* no context: the conditional bound is the unconditional one of sedd_sampler_bound (same
      * Philox keys: req = block, positions from 0) */
     double mean, sd;
-    rc = sedd_sampler_bound(&backend_cpu, &g, &nz, sedd_score, m, x0, 24, 8, SEDD_T_STRATIFIED,
-                            3, 7, 0, 0, 1, ws, &mean, &sd, &e);
-    lmscore_sedd(&g, &nz, sedd_score, m, ids, 0, ids, 24, 8, 3, 7, 0, 1e-5, ws, &ll2, &se2, NULL, &e);
+    rc = sedd_sampler_bound(cpu, &g, &nz, sedd_score, m, x0, 24, 8, SEDD_T_STRATIFIED, 3, 7, 0, 0,
+                            1, ws, &mean, &sd, &e);
+    lmscore_sedd(cpu, &g, &nz, sedd_score, m, ids, 0, ids, 24, 8, 3, 7, 0, 1e-5, ws, &ll2, &se2,
+                 NULL, &e);
     CHECK(rc == 0 && fabs(ll2 + mean) <= 1e-9 * fabs(mean) && fabs(se2 - sd) <= 1e-9 * sd,
           "empty context: -ll %.10f equals sedd_sampler_bound %.10f", -ll2, mean);
     if (!absorb)
-        CHECK(lmscore_sedd(&g, &nz, sedd_score, m, ids, 16, ids + 16, 8, 2, 3, 7, 0, 1e-5, ws,
+        CHECK(lmscore_sedd(cpu, &g, &nz, sedd_score, m, ids, 16, ids + 16, 8, 2, 3, 7, 0, 1e-5, ws,
                            &ll2, &se2, &greedy, &e) < 0, "uniform graph: greedy is an error");
     uint32_t bad = (uint32_t)g.n;
-    CHECK(lmscore_sedd(&g, &nz, sedd_score, m, ids, 16, &bad, 1, 2, 3, 7, 0, 1e-5, ws, &ll2, &se2,
-                       NULL, &e) < 0 && strstr(e.msg, "vocabulary"), "id N rejected");
+    CHECK(lmscore_sedd(cpu, &g, &nz, sedd_score, m, ids, 16, &bad, 1, 2, 3, 7, 0, 1e-5, ws, &ll2,
+                       &se2, NULL, &e) < 0 && strstr(e.msg, "vocabulary"), "id N rejected");
     free(ws);
     sedd_free(m);
 }
