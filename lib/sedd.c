@@ -367,12 +367,15 @@ static int forward_batch(sedd_model_t *m, const int64_t *x, const int64_t *x_dev
                               "vocabulary (0..%lld)", (long long)x[i], i % (size_t)L,
                            (long long)V - 1);
     if (trace) return forward_chunk(m, x, NULL, sigma, B, L, false, out, trace, trace_ctx, e);
-    /* sequences together, as many as fit SEDD_WORK_BYTES of work buffers (every product is cut
-     * per sequence, so the chunking changes no bit) */
+    /* on the CPU, sequences together, as many as fit SEDD_WORK_BYTES of work buffers (every
+     * product is cut per sequence, so the chunking changes no bit); on another backend one
+     * sequence a pass, since a library GEMM's bits for a row may depend on the rows beside it
+     * (so a sample's bytes do not depend on --batch there either) */
     const size_t per_seq = (size_t)L * (size_t)m->cfg.hidden_size * 14 * sizeof(float);
-    const int chunk = per_seq * (size_t)B <= SEDD_WORK_BYTES ? B
-                      : per_seq >= SEDD_WORK_BYTES      ? 1
-                                                        : (int)(SEDD_WORK_BYTES / per_seq);
+    int chunk;
+    if (m->be != &backend_cpu || per_seq >= SEDD_WORK_BYTES) chunk = 1;
+    else if (per_seq * (size_t)B <= SEDD_WORK_BYTES) chunk = B;
+    else chunk = (int)(SEDD_WORK_BYTES / per_seq);
     for (int b = 0; b < B; b += chunk) {
         const int nb = B - b < chunk ? B - b : chunk;
         size_t o = (size_t)b * (size_t)L;

@@ -67,6 +67,9 @@ close() {
     cmp "$T/g.0" "$T/g.require"
     cmp "$T/p.0" "$T/p.require"
     cmp "$T/s.0" "$T/s.require"
+    # and one sequence a forward pass on the device: the same bytes for any --batch
+    sedd-sample -m "$ABSORB" -n 3 -b 1 --steps 16 --seed 5 --no-provenance --device cuda |
+        cmp - "$T/s.require"
     ! grep -q "graph launches" "$T/g.0.err" "$T/p.0.err" "$T/s.0.err"
     grep -qx "cuda-emu: $((2 * 7)) graph launches" "$T/g.require.err"
     grep -qx "cuda-emu: $((2 * 7)) graph launches" "$T/p.require.err"
