@@ -182,7 +182,8 @@ static cudaError_t check_copy(void *dst, const void *src, size_t bytes, cudaMemc
     dst_dev ? emu_expect_device(dst, bytes, what) : emu_expect_host(dst, bytes, what);
     snprintf(what, sizeof what, "%s source", api);
     src_dev ? emu_expect_device(src, bytes, what) : emu_expect_host(src, bytes, what);
-    if (captured && ((!dst_dev && !emu_pinned(dst, bytes)) || (!src_dev && !emu_pinned(src, bytes))))
+    bool pageable = (!dst_dev && !emu_pinned(dst, bytes)) || (!src_dev && !emu_pinned(src, bytes));
+    if (captured && pageable)
         return emu_capture_forbids("a captured copy of pageable host memory");
     return cudaSuccess;
 }

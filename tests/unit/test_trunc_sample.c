@@ -100,8 +100,8 @@ int main(void)
                         draws++;
                     }
         }
-        CHECK(wrong == 0, "V=%d: %d draws (continuous, tied, signed zeros and -inf; top-k 0..60000, "
-              "top-p 1e-9..1) as the qsort rule gives, %d differ", V, draws, wrong);
+        CHECK(wrong == 0, "V=%d: %d draws (continuous, tied, signed zeros and -inf; top-k "
+              "0..60000, top-p 1e-9..1) as the qsort rule gives, %d differ", V, draws, wrong);
         trunc_sample_ws_free(w);
         free(x);
     }
