@@ -42,10 +42,13 @@ static graph_mode mode(void)
     static int m = -1;
     if (m < 0) {
         const char *s = getenv("DLM_CUDA_GRAPHS");
-        m = !s || !strcmp(s, "1") ? GRAPHS_ON : !strcmp(s, "0") ? GRAPHS_OFF
-            : !strcmp(s, "require")                             ? GRAPHS_REQUIRED
-                                                                : -2;
-        if (m == -2) {
+        if (!s || !strcmp(s, "1")) {
+            m = GRAPHS_ON;
+        } else if (!strcmp(s, "0")) {
+            m = GRAPHS_OFF;
+        } else if (!strcmp(s, "require")) {
+            m = GRAPHS_REQUIRED;
+        } else {
             fprintf(stderr, "cuda: DLM_CUDA_GRAPHS=%s: expected 0, 1 or require; using 1\n", s);
             m = GRAPHS_ON;
         }
