@@ -176,8 +176,8 @@ typedef struct backend {
      * Runs enqueue(ctx, e), which queues one step of ops (a sampling step). enqueue may call
      * to_device but not to_host, and must be safe to call again: it only queues ops, so a step
      * whose capture fails can be queued again. The CPU backend calls it. The CUDA backend
-     * captures the ops as a CUDA graph and launches it as one (kernels/graph.cuh: the first
-     * step runs op by op; DLM_CUDA_GRAPHS=0 turns graphs off); the step may still be running
+     * captures the ops as a CUDA graph and launches it as one (kernels/graph.cuh: a step that
+     * allocates device memory runs op by op; DLM_CUDA_GRAPHS=0 turns graphs off); the step may still be running
      * when run_step returns, and to_host waits for it. @return enqueue's status or ERR_FAIL. */
     int (*run_step)(int (*enqueue)(void *ctx, err_t *e), void *ctx, err_t *e);
 

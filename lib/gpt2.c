@@ -498,24 +498,28 @@ int gpt2_decode(const gpt2_t *m, gpt2_state *s, int B, const int32_t *tok, const
     if (n_steps < 1) return 0;
     if (check_step(s, B, pos, n_steps - 1, e) < 0 || check_ids(m, tok, (size_t)B, e) < 0)
         return ERR_FAIL;
+    /* the draws (n_steps, B) and the uniforms in backend memory: the caller's own on the CPU */
     const size_t n = (size_t)B * (size_t)n_steps;
-    int32_t *dtok = be->alloc((n + (size_t)B) * sizeof *dtok);  /* row 0 tok, row k + 1 step k's */
-    double *du = be->alloc(n * sizeof *du);
+    const bool host = host_memory(be);
+    int32_t *dout = host ? out : be->alloc(n * sizeof *dout);
+    double *du_buf = host ? NULL : be->alloc(n * sizeof *du_buf);
     int *pk = malloc((size_t)B * sizeof *pk);
-    int rc = dtok && du && pk ? 0
-                              : err_set(e, "gpt2: out of memory for %d decoding steps", n_steps);
-    if (rc == 0) rc = be->to_device(dtok, tok, (size_t)B * sizeof *tok, e);
-    if (rc == 0) rc = be->to_device(du, u, n * sizeof *u, e);
+    int rc = dout && (host || du_buf) && pk
+                 ? 0
+                 : err_set(e, "gpt2: out of memory for %d decoding steps", n_steps);
+    const int32_t *dtok = rc == 0 ? upload(be, s->ids, tok, (size_t)B * sizeof *tok, e) : NULL;
+    const double *du = rc == 0 ? upload(be, du_buf, u, n * sizeof *u, e) : NULL;
+    if (rc == 0 && (!dtok || !du)) rc = ERR_FAIL;
     struct decode_step c = {.m = m, .s = s, .B = B, .pos = pk, .inv_t = inv_t};
     for (int k = 0; rc == 0 && k < n_steps; k++) {
         for (int b = 0; b < B; b++) pk[b] = pos[b] + k;
-        c.ids = dtok + (size_t)k * B;
+        c.ids = k == 0 ? dtok : dout + (size_t)(k - 1) * B;  /* the draws of the step before */
         c.u = du + (size_t)k * B;
-        c.next = dtok + (size_t)(k + 1) * B;
+        c.next = dout + (size_t)k * B;
         rc = be->run_step(enqueue_decode_step, &c, e);
     }
-    if (rc == 0) rc = be->to_host(out, dtok + B, n * sizeof *out, e);
-    be->free(dtok), be->free(du);
+    if (rc == 0) rc = download(be, out, dout, n * sizeof *out, e);
+    if (!host) be->free(dout), be->free(du_buf);
     free(pk);
     return rc;
 }

@@ -134,9 +134,8 @@ int lmscore_feature(const gpt2_t *m, gpt2_state *s, const uint32_t *ids, int n, 
 }
 
 int lmscore_sedd(const backend *be, const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn,
-                 void *fn_ctx,
-                 const uint32_t *ctx, int n_ctx, const uint32_t *cont, int n_cont, int K,
-                 uint64_t seed, uint64_t id, uint32_t req, double greedy_t, float *ws,
+                 void *fn_ctx, const uint32_t *ctx, int n_ctx, const uint32_t *cont, int n_cont,
+                 int K, uint64_t seed, uint64_t id, uint32_t req, double greedy_t, float *ws,
                  double *ll, double *ll_se, bool *greedy, err_t *e)
 {
     if (n_ctx < 0 || n_cont < 1 || K < 1) return err_set(e, "lmscore_sedd: empty continuation or K < 1");
@@ -181,24 +180,26 @@ int lmscore_sedd(const backend *be, const sedd_graph *g, const sedd_noise *nz, s
         int64_t mask = sedd_graph_mask(g);
         for (int l = n_ctx; l < L; l++) x0[l] = mask;
         float sig = (float)sedd_noise_total(nz, greedy_t);
-        /* the tokens go where fn reads them; the continuation's rows come back */
+        /* the tokens go where fn reads them; the continuation's rows come back, in one copy */
+        const size_t V = (size_t)g->dim;
         int64_t *dx = be->alloc((size_t)L * sizeof *dx);
-        float *row = malloc((size_t)g->dim * sizeof *row);
-        if (!dx || !row) rc = err_set(e, "lmscore_sedd: out of memory");
+        float *rows = malloc((size_t)n_cont * V * sizeof *rows);
+        if (!dx || !rows) rc = err_set(e, "lmscore_sedd: out of memory");
         if (rc == 0) rc = be->to_device(dx, x0, (size_t)L * sizeof *x0, e);
         if (rc == 0) rc = fn(fn_ctx, dx, &sig, 1, L, ws, e);
+        if (rc == 0)
+            rc = be->to_host(rows, ws + (size_t)n_ctx * V, (size_t)n_cont * V * sizeof *rows, e);
         bool okg = true;
-        for (int l = n_ctx; rc == 0 && l < L; l++) {
-            rc = be->to_host(row, ws + (size_t)l * (size_t)g->dim, (size_t)g->dim * sizeof *row,
-                             e);
+        for (int i = 0; rc == 0 && i < n_cont; i++) {
+            const float *row = rows + (size_t)i * V;
             int64_t arg = 0;
-            for (int64_t v = 1; rc == 0 && v < g->n; v++) /* data tokens only: the mask is N */
+            for (int64_t v = 1; v < g->n; v++) /* data tokens only: the mask column is N */
                 if (row[v] > row[arg]) arg = v;
-            if (arg != (int64_t)cont[l - n_ctx]) okg = false;
+            if (arg != (int64_t)cont[i]) okg = false;
         }
         *greedy = okg;
         be->free(dx);
-        free(row);
+        free(rows);
     }
     free(x0), free(rt), free(u), free(dse), free(loss);
     return rc < 0 ? ERR_FAIL : 0;

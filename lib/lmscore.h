@@ -53,9 +53,8 @@ int lmscore_feature(const gpt2_t *m, gpt2_state *s, const uint32_t *ids, int n, 
  * &backend_cpu), where ws holds L·V floats: the score entropies are summed there, and only the
  * greedy call's continuation rows come back. */
 int lmscore_sedd(const backend *be, const sedd_graph *g, const sedd_noise *nz, sedd_score_fn fn,
-                 void *fn_ctx,
-                 const uint32_t *ctx, int n_ctx, const uint32_t *cont, int n_cont, int K,
-                 uint64_t seed, uint64_t id, uint32_t req, double greedy_t, float *ws,
+                 void *fn_ctx, const uint32_t *ctx, int n_ctx, const uint32_t *cont, int n_cont,
+                 int K, uint64_t seed, uint64_t id, uint32_t req, double greedy_t, float *ws,
                  double *ll, double *ll_se, bool *greedy, err_t *e);
 
 #endif
